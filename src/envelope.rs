@@ -1,0 +1,323 @@
+//! The secret envelope: all secrets of one profile in one versioned blob, and
+//! its split into keychain items when a backend limits item size.
+//!
+//! Envelope v1 (big-endian integers):
+//! `"RCTE" | version u8 = 1 | generation u64 | key: u16 len + UTF-8 |
+//!  record: u32 len + JSON of the non-secret ProfileInfo |
+//!  access: u32 len + bytes | refresh: u8 present + u32 len + bytes |
+//!  id: u8 present + u32 len + bytes`
+//!
+//! Item v1: `"RCTI" | version u8 = 1 | generation u64 | index u16 | count u16 | payload`,
+//! where the payloads of items `0..count` concatenate to the envelope.
+//!
+//! Every buffer holding envelope bytes is a `Zeroizing<Vec<u8>>` allocated once
+//! at its final size, so no reallocation leaves a copy behind.
+
+use secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
+
+/// The envelope format version this build writes and reads.
+pub const ENVELOPE_VERSION: u8 = 1;
+const MAGIC: &[u8; 4] = b"RCTE";
+const ITEM_MAGIC: &[u8; 4] = b"RCTI";
+/// Bytes of item header before the payload.
+pub(crate) const ITEM_HEADER: usize = 4 + 1 + 8 + 2 + 2;
+
+/// Secrets decoded from an envelope.
+pub(crate) struct Decoded {
+    pub key: String,
+    pub generation: u64,
+    pub record: Vec<u8>,
+    pub access: SecretString,
+    pub refresh: Option<SecretString>,
+    pub id: Option<SecretString>,
+}
+
+/// Why an envelope or item could not be read.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum EnvelopeError {
+    /// A different format or version.
+    Version(String),
+    /// Damaged or inconsistent bytes; the message names a position, never content.
+    Malformed(String),
+}
+
+impl std::fmt::Display for EnvelopeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EnvelopeError::Version(m) | EnvelopeError::Malformed(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Encode an envelope.
+pub(crate) fn encode(
+    key: &str,
+    generation: u64,
+    record: &[u8],
+    access: &SecretString,
+    refresh: Option<&SecretString>,
+    id: Option<&SecretString>,
+) -> Zeroizing<Vec<u8>> {
+    let a = access.expose_secret().as_bytes();
+    let r = refresh.map(|s| s.expose_secret().as_bytes());
+    let i = id.map(|s| s.expose_secret().as_bytes());
+    let len = 4
+        + 1
+        + 8
+        + 2
+        + key.len()
+        + 4
+        + record.len()
+        + 4
+        + a.len()
+        + 5
+        + r.map_or(0, <[u8]>::len)
+        + 5
+        + i.map_or(0, <[u8]>::len);
+    let mut out = Zeroizing::new(Vec::with_capacity(len));
+    out.extend_from_slice(MAGIC);
+    out.push(ENVELOPE_VERSION);
+    out.extend_from_slice(&generation.to_be_bytes());
+    out.extend_from_slice(&(key.len() as u16).to_be_bytes());
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(&(record.len() as u32).to_be_bytes());
+    out.extend_from_slice(record);
+    out.extend_from_slice(&(a.len() as u32).to_be_bytes());
+    out.extend_from_slice(a);
+    for opt in [r, i] {
+        match opt {
+            None => out.extend_from_slice(&[0, 0, 0, 0, 0]),
+            Some(b) => {
+                out.push(1);
+                out.extend_from_slice(&(b.len() as u32).to_be_bytes());
+                out.extend_from_slice(b);
+            }
+        }
+    }
+    debug_assert_eq!(out.len(), len);
+    out
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], EnvelopeError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.buf.len())
+            .ok_or_else(|| {
+                EnvelopeError::Malformed(format!("truncated in {what} at byte {}", self.pos))
+            })?;
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+    fn u8(&mut self, what: &str) -> Result<u8, EnvelopeError> {
+        Ok(self.take(1, what)?[0])
+    }
+    fn u16(&mut self, what: &str) -> Result<u16, EnvelopeError> {
+        let b = self.take(2, what)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]))
+    }
+    fn u32(&mut self, what: &str) -> Result<u32, EnvelopeError> {
+        let b = self.take(4, what)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self, what: &str) -> Result<u64, EnvelopeError> {
+        let b = self.take(8, what)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_be_bytes(a))
+    }
+    fn secret(&mut self, what: &str) -> Result<SecretString, EnvelopeError> {
+        let n = self.u32(what)? as usize;
+        let b = self.take(n, what)?;
+        let s = std::str::from_utf8(b)
+            .map_err(|_| EnvelopeError::Malformed(format!("{what} is not UTF-8")))?;
+        Ok(SecretString::from(s))
+    }
+    fn opt_secret(&mut self, what: &str) -> Result<Option<SecretString>, EnvelopeError> {
+        match self.u8(what)? {
+            0 => {
+                if self.u32(what)? != 0 {
+                    return Err(EnvelopeError::Malformed(format!(
+                        "absent {what} has a length"
+                    )));
+                }
+                Ok(None)
+            }
+            1 => Ok(Some(self.secret(what)?)),
+            _ => Err(EnvelopeError::Malformed(format!(
+                "bad presence flag for {what}"
+            ))),
+        }
+    }
+}
+
+/// Decode an envelope.
+pub(crate) fn decode(buf: &[u8]) -> Result<Decoded, EnvelopeError> {
+    let mut r = Reader { buf, pos: 0 };
+    if r.take(4, "magic")? != MAGIC {
+        return Err(EnvelopeError::Version("not an rctoken envelope".into()));
+    }
+    let version = r.u8("version")?;
+    if version != ENVELOPE_VERSION {
+        return Err(EnvelopeError::Version(format!(
+            "envelope version {version}, this build reads {ENVELOPE_VERSION}"
+        )));
+    }
+    let generation = r.u64("generation")?;
+    let klen = r.u16("key")? as usize;
+    let key = std::str::from_utf8(r.take(klen, "key")?)
+        .map_err(|_| EnvelopeError::Malformed("key is not UTF-8".into()))?
+        .to_string();
+    let rlen = r.u32("record")? as usize;
+    let record = r.take(rlen, "record")?.to_vec();
+    let access = r.secret("access token")?;
+    let refresh = r.opt_secret("refresh token")?;
+    let id = r.opt_secret("id token")?;
+    if r.pos != buf.len() {
+        return Err(EnvelopeError::Malformed(format!(
+            "{} trailing bytes",
+            buf.len() - r.pos
+        )));
+    }
+    Ok(Decoded {
+        key,
+        generation,
+        record,
+        access,
+        refresh,
+        id,
+    })
+}
+
+/// How many items an envelope of `len` bytes needs under `max_item` bytes per item.
+pub(crate) fn item_count(len: usize, max_item: usize) -> usize {
+    let payload = max_item.saturating_sub(ITEM_HEADER).max(1);
+    len.div_ceil(payload).max(1)
+}
+
+/// Split an envelope into framed items of at most `max_item` bytes each.
+pub(crate) fn split(envelope: &[u8], generation: u64, max_item: usize) -> Vec<Zeroizing<Vec<u8>>> {
+    let payload = max_item.saturating_sub(ITEM_HEADER).max(1);
+    let count = item_count(envelope.len(), max_item);
+    (0..count)
+        .map(|i| {
+            let part = &envelope
+                [(i * payload).min(envelope.len())..((i + 1) * payload).min(envelope.len())];
+            let mut item = Zeroizing::new(Vec::with_capacity(ITEM_HEADER + part.len()));
+            item.extend_from_slice(ITEM_MAGIC);
+            item.push(ENVELOPE_VERSION);
+            item.extend_from_slice(&generation.to_be_bytes());
+            item.extend_from_slice(&(i as u16).to_be_bytes());
+            item.extend_from_slice(&(count as u16).to_be_bytes());
+            item.extend_from_slice(part);
+            item
+        })
+        .collect()
+}
+
+/// Check an item's header against the expected generation, index and count;
+/// return its payload.
+pub(crate) fn item_payload(
+    item: &[u8],
+    generation: u64,
+    index: u16,
+    count: u16,
+) -> Result<&[u8], EnvelopeError> {
+    let mut r = Reader { buf: item, pos: 0 };
+    if r.take(4, "item magic")? != ITEM_MAGIC {
+        return Err(EnvelopeError::Version(
+            "not an rctoken keychain item".into(),
+        ));
+    }
+    let version = r.u8("item version")?;
+    if version != ENVELOPE_VERSION {
+        return Err(EnvelopeError::Version(format!(
+            "item version {version}, this build reads {ENVELOPE_VERSION}"
+        )));
+    }
+    let g = r.u64("item generation")?;
+    let i = r.u16("item index")?;
+    let c = r.u16("item count")?;
+    if g != generation || i != index || c != count {
+        return Err(EnvelopeError::Malformed(format!(
+            "item {index} belongs to another save (generation/index/count mismatch)"
+        )));
+    }
+    Ok(&item[ITEM_HEADER..])
+}
+
+/// Join item payloads into one envelope buffer, allocated once.
+pub(crate) fn join(
+    items: &[Zeroizing<Vec<u8>>],
+    generation: u64,
+) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
+    let count = items.len() as u16;
+    let total: usize = items
+        .iter()
+        .map(|i| i.len().saturating_sub(ITEM_HEADER))
+        .sum();
+    let mut out = Zeroizing::new(Vec::with_capacity(total));
+    for (index, item) in items.iter().enumerate() {
+        out.extend_from_slice(item_payload(item, generation, index as u16, count)?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(n: usize) -> Zeroizing<Vec<u8>> {
+        let a = SecretString::from("A".repeat(n).as_str());
+        let r = SecretString::from("refresh");
+        encode("256440016", 7, b"{}", &a, Some(&r), None)
+    }
+
+    #[test]
+    fn round_trip() {
+        let env = sample(10);
+        let d = decode(&env).expect("decodes");
+        assert_eq!(d.key, "256440016");
+        assert_eq!(d.generation, 7);
+        assert_eq!(d.record, b"{}");
+        assert_eq!(d.access.expose_secret(), "A".repeat(10));
+        assert_eq!(
+            d.refresh.as_ref().map(|s| s.expose_secret()),
+            Some("refresh")
+        );
+        assert!(d.id.is_none());
+    }
+
+    #[test]
+    fn split_and_join() {
+        let env = sample(70_000);
+        let items = split(&env, 9, 2560);
+        assert!(items.len() > 20);
+        assert!(items.iter().all(|i| i.len() <= 2560));
+        let joined = join(&items, 9).expect("joins");
+        assert_eq!(&*joined, &*env);
+        // An item from another generation is refused.
+        assert!(join(&items, 8).is_err());
+        // Dropping an item is detected.
+        assert!(join(&items[1..], 9).is_err());
+    }
+
+    #[test]
+    fn truncation_and_versions_are_errors() {
+        let env = sample(5);
+        for cut in 0..env.len() {
+            assert!(decode(&env[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut v2 = env.to_vec();
+        v2[4] = 2;
+        assert!(matches!(decode(&v2), Err(EnvelopeError::Version(_))));
+    }
+}

@@ -1,0 +1,171 @@
+//! Safe filesystem primitives for the store directory: private creation
+//! modes from the start (never a chmod afterwards), refusal of unsafe
+//! ownership, modes and symlinks, and the atomic durable replace.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Create `dir` (and missing parents) with mode 0700, then check it is safe.
+pub(crate) fn ensure_private_dir(dir: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            builder
+                .create(dir)
+                .map_err(|e| Error::io("creating directory", dir, e))?;
+        }
+        Err(e) => return Err(Error::io("inspecting directory", dir, e)),
+    }
+    check_safe(dir, true)
+}
+
+/// Refuse a path that is a symlink, not ours, or writable by group/others.
+pub(crate) fn check_safe(path: &Path, is_dir: bool) -> Result<()> {
+    let meta = std::fs::symlink_metadata(path).map_err(|e| Error::io("inspecting", path, e))?;
+    let unsafe_ = |reason: &str| Error::UnsafeStore {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    };
+    if meta.file_type().is_symlink() {
+        return Err(unsafe_("it is a symbolic link"));
+    }
+    if is_dir && !meta.is_dir() {
+        return Err(unsafe_("it is not a directory"));
+    }
+    if !is_dir && !meta.is_file() {
+        return Err(unsafe_("it is not a regular file"));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if meta.uid() != current_uid() {
+            return Err(unsafe_("it is owned by another user"));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(unsafe_("it is writable by group or others"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+#[allow(unsafe_code)]
+pub(crate) fn current_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Options that open a private file: mode 0600 at creation, no symlinks followed.
+pub(crate) fn private_options() -> OpenOptions {
+    let mut o = OpenOptions::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+    }
+    o
+}
+
+/// Read a whole file if it exists, refusing unsafe ones. `None` if absent.
+pub(crate) fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("inspecting", path, e)),
+        Ok(_) => {}
+    }
+    check_safe(path, false)?;
+    let mut file = private_options()
+        .read(true)
+        .open(path)
+        .map_err(|e| Error::io("opening", path, e))?;
+    let mut buf = Vec::new();
+    file.read_to_end(&mut buf)
+        .map_err(|e| Error::io("reading", path, e))?;
+    Ok(Some(buf))
+}
+
+/// Atomically and durably replace `path` with `bytes`: a 0600 temp file in the
+/// same directory, written, fsynced, renamed over `path`, then the directory
+/// fsynced. The temp file is removed if anything fails.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    if std::fs::symlink_metadata(path).is_ok() {
+        check_safe(path, false)?;
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp: PathBuf = dir.join(format!(
+        ".{name}.{}.{:08x}.tmp",
+        std::process::id(),
+        random_u32()
+    ));
+    let result = (|| {
+        let mut f: File = private_options()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| Error::io("creating", &tmp, e))?;
+        f.write_all(bytes)
+            .map_err(|e| Error::io("writing", &tmp, e))?;
+        f.sync_all().map_err(|e| Error::io("syncing", &tmp, e))?;
+        crate::failpoint::check(crate::failpoint::Point::MetadataRename)
+            .map_err(|e| Error::io("renaming", &tmp, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| Error::io("renaming", &tmp, e))?;
+        sync_dir(dir);
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Move `path` aside to `path.corrupt-<unix time>`, keeping it. Returns the new path.
+pub(crate) fn move_aside(path: &Path, now_unix: i64) -> Result<PathBuf> {
+    let mut target = path.as_os_str().to_owned();
+    target.push(format!(".corrupt-{now_unix}"));
+    let target = PathBuf::from(target);
+    std::fs::rename(path, &target).map_err(|e| Error::io("moving aside", path, e))?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")));
+    Ok(target)
+}
+
+fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Ok(d) = File::open(dir)
+        && let Err(e) = d.sync_all()
+    {
+        log::warn!("fsync of directory {} failed: {e}", dir.display());
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
+
+pub(crate) fn random_u32() -> u32 {
+    let mut b = [0u8; 4];
+    let _ = getrandom::fill(&mut b);
+    u32::from_ne_bytes(b)
+}
+
+pub(crate) fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_err() {
+        // Fall back to time and pid: uniqueness, not secrecy, is what matters here.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        return t ^ (u64::from(std::process::id()) << 32);
+    }
+    u64::from_ne_bytes(b)
+}

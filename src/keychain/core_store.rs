@@ -1,0 +1,226 @@
+//! Backends built on keyring-core credential stores: the Secret Service
+//! (Linux), the macOS Keychain, the Windows Credential Manager, and any
+//! caller-supplied store such as keyring-core's mock.
+//!
+//! Every call runs on a worker thread and is abandoned after the configured
+//! timeout, so a keychain that never answers (a prompt nobody sees, a stalled
+//! D-Bus service) yields an "unavailable" error instead of a hang. What the
+//! store hands back is wrapped in `Zeroizing` on that thread, and the bytes
+//! that keyring-core errors carry are wiped before the error is rendered.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use keyring_core::{CredentialStore, Entry};
+use zeroize::{Zeroize, Zeroizing};
+
+use super::{KcError, Keychain, OpenConfig};
+
+/// Windows Credential Manager's largest credential blob (CRED_MAX_CREDENTIAL_BLOB_SIZE).
+pub(crate) const WINDOWS_MAX_BLOB: usize = 5 * 512;
+
+pub(crate) struct CoreKeychain {
+    name: String,
+    store: Arc<CredentialStore>,
+    service: String,
+    timeout: Duration,
+    max_item: usize,
+}
+
+/// Run `f` on a worker thread, giving up after `timeout`.
+fn with_timeout<T: Send + 'static>(
+    timeout: Duration,
+    f: impl FnOnce() -> Result<T, KcError> + Send + 'static,
+) -> Result<T, KcError> {
+    let (tx, rx) = mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name("rctoken-keychain".into())
+        .spawn(move || {
+            let _ = tx.send(f());
+        })
+        .map_err(|e| KcError::Other(format!("cannot start keychain thread: {e}")))?;
+    match rx.recv_timeout(timeout) {
+        Ok(r) => r,
+        Err(mpsc::RecvTimeoutError::Timeout) => Err(KcError::Unavailable(format!(
+            "no answer within {}s (locked, waiting on a prompt, or stalled)",
+            timeout.as_secs_f64()
+        ))),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            Err(KcError::Other("the keychain call panicked".into()))
+        }
+    }
+}
+
+/// Map a keyring-core error to text, wiping any secret bytes it carries.
+fn map_err(e: keyring_core::Error) -> KcError {
+    use keyring_core::Error as E;
+    match e {
+        E::NoStorageAccess(p) => KcError::Unavailable(p.to_string()),
+        E::PlatformFailure(p) => KcError::Unavailable(p.to_string()),
+        E::NoDefaultStore => KcError::Unavailable("no credential store".into()),
+        E::BadEncoding(mut bytes) => {
+            bytes.zeroize();
+            KcError::Other("the stored data is not valid UTF-8".into())
+        }
+        E::BadDataFormat(mut bytes, err) => {
+            bytes.zeroize();
+            KcError::Other(format!("the stored data is malformed: {err}"))
+        }
+        other => KcError::Other(other.to_string()),
+    }
+}
+
+impl CoreKeychain {
+    pub(crate) fn new(
+        name: String,
+        store: Arc<CredentialStore>,
+        cfg: &OpenConfig,
+        max_item: usize,
+    ) -> Self {
+        CoreKeychain {
+            name,
+            store,
+            service: cfg.service.clone(),
+            timeout: cfg.timeout,
+            max_item,
+        }
+    }
+
+    fn entry(&self, account: &str) -> impl FnOnce() -> Result<Entry, KcError> + Send + 'static {
+        let store = self.store.clone();
+        let service = self.service.clone();
+        let account = account.to_string();
+        move || store.build(&service, &account, None).map_err(map_err)
+    }
+}
+
+impl Keychain for CoreKeychain {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn max_item_bytes(&self) -> usize {
+        self.max_item
+    }
+
+    fn set(&self, account: &str, data: Zeroizing<Vec<u8>>) -> Result<(), KcError> {
+        let entry = self.entry(account);
+        with_timeout(self.timeout, move || {
+            entry()?.set_secret(&data).map_err(map_err)
+        })
+    }
+
+    fn get(&self, account: &str) -> Result<Option<Zeroizing<Vec<u8>>>, KcError> {
+        let entry = self.entry(account);
+        with_timeout(self.timeout, move || match entry()?.get_secret() {
+            Ok(bytes) => Ok(Some(Zeroizing::new(bytes))),
+            Err(keyring_core::Error::NoEntry) => Ok(None),
+            Err(e) => Err(map_err(e)),
+        })
+    }
+
+    fn delete(&self, account: &str) -> Result<bool, KcError> {
+        let entry = self.entry(account);
+        with_timeout(self.timeout, move || match entry()?.delete_credential() {
+            Ok(()) => Ok(true),
+            Err(keyring_core::Error::NoEntry) => Ok(false),
+            Err(e) => Err(map_err(e)),
+        })
+    }
+
+    fn list(&self) -> Result<Option<Vec<String>>, KcError> {
+        let store = self.store.clone();
+        let service = self.service.clone();
+        with_timeout(self.timeout, move || {
+            let spec = HashMap::from([("service", service.as_str())]);
+            match store.search(&spec) {
+                Ok(entries) => Ok(Some(
+                    entries
+                        .iter()
+                        .filter_map(Entry::get_specifiers)
+                        .filter(|(s, _)| *s == service)
+                        .map(|(_, account)| account)
+                        .collect(),
+                )),
+                Err(
+                    keyring_core::Error::NotSupportedByStore(_) | keyring_core::Error::Invalid(..),
+                ) => Ok(None),
+                Err(e) => Err(map_err(e)),
+            }
+        })
+    }
+}
+
+/// Connect to the Secret Service (within the timeout).
+#[cfg(target_os = "linux")]
+pub(crate) fn secret_service(
+    cfg: &OpenConfig,
+    max_item: usize,
+) -> Result<Arc<dyn Keychain>, String> {
+    let store = with_timeout(cfg.timeout, || {
+        zbus_secret_service_keyring_store::Store::new()
+            .map(|s| s as Arc<CredentialStore>)
+            .map_err(map_err)
+    })
+    .map_err(|e| match e {
+        KcError::Unavailable(m) | KcError::Other(m) => m,
+    })?;
+    Ok(Arc::new(CoreKeychain::new(
+        super::SECRET_SERVICE.into(),
+        store,
+        cfg,
+        max_item,
+    )))
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn secret_service(_: &OpenConfig, _: usize) -> Result<Arc<dyn Keychain>, String> {
+    Err("the Secret Service backend exists only on Linux".into())
+}
+
+/// The probe `auto` uses: connecting opens a session with the service, so
+/// success means the service answered.
+pub(crate) fn secret_service_probe(cfg: &OpenConfig) -> Result<Arc<dyn Keychain>, String> {
+    secret_service(cfg, cfg.max_item_bytes.unwrap_or(usize::MAX))
+}
+
+#[cfg(target_os = "macos")]
+pub(crate) fn macos(cfg: &OpenConfig, max_item: usize) -> Result<Arc<dyn Keychain>, String> {
+    let store = apple_native_keyring_store::keychain::Store::new().map_err(|e| map_err_text(e))?;
+    Ok(Arc::new(CoreKeychain::new(
+        "macos-keychain".into(),
+        store,
+        cfg,
+        max_item,
+    )))
+}
+
+#[cfg(not(target_os = "macos"))]
+pub(crate) fn macos(_: &OpenConfig, _: usize) -> Result<Arc<dyn Keychain>, String> {
+    Err("the macOS Keychain backend exists only on macOS".into())
+}
+
+#[cfg(target_os = "windows")]
+pub(crate) fn windows(cfg: &OpenConfig, max_item: usize) -> Result<Arc<dyn Keychain>, String> {
+    let store = windows_native_keyring_store::Store::new().map_err(|e| map_err_text(e))?;
+    Ok(Arc::new(CoreKeychain::new(
+        "windows-credential-manager".into(),
+        store,
+        cfg,
+        max_item,
+    )))
+}
+
+#[cfg(not(target_os = "windows"))]
+pub(crate) fn windows(_: &OpenConfig, _: usize) -> Result<Arc<dyn Keychain>, String> {
+    Err("the Windows Credential Manager backend exists only on Windows".into())
+}
+
+#[cfg(any(target_os = "macos", target_os = "windows"))]
+fn map_err_text(e: keyring_core::Error) -> String {
+    match map_err(e) {
+        KcError::Unavailable(m) | KcError::Other(m) => m,
+    }
+}

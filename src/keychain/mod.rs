@@ -1,0 +1,197 @@
+//! Keychain backends. Each stores opaque byte items under an account name in
+//! the store's namespace (`rctoken:<app id>`). The store never sees more than
+//! this small interface.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use zeroize::Zeroizing;
+
+use crate::error::Error;
+
+mod core_store;
+mod keyutils;
+mod memory;
+
+pub use memory::MemoryKeychain;
+
+/// Which keychain a store uses.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub enum Backend {
+    /// macOS Keychain on macOS, Credential Manager on Windows; on Linux the
+    /// Secret Service when a session bus and the service answer, else keyutils.
+    #[default]
+    Auto,
+    /// The freedesktop Secret Service over D-Bus (GNOME Keyring, KWallet…). Linux.
+    SecretService,
+    /// Kernel keyutils, the user keyring (`@u`). Linux; cleared at reboot.
+    Keyutils,
+    /// The macOS Keychain.
+    MacosKeychain,
+    /// The Windows Credential Manager.
+    WindowsCredentialManager,
+    /// An in-process keychain, for tests of code that uses this crate.
+    Memory(MemoryKeychain),
+    /// Any keyring-core credential store (for example its mock store, for
+    /// fault injection). `name` is what metadata records as the backend.
+    KeyringCore {
+        /// The name recorded in metadata.
+        name: String,
+        /// The store.
+        store: Arc<keyring_core::CredentialStore>,
+    },
+}
+
+impl Backend {
+    /// Parse a backend name as the CLI spells it.
+    pub fn from_name(name: &str) -> Option<Backend> {
+        Some(match name {
+            "auto" => Backend::Auto,
+            "secret-service" => Backend::SecretService,
+            "keyutils" => Backend::Keyutils,
+            "macos-keychain" => Backend::MacosKeychain,
+            "windows-credential-manager" => Backend::WindowsCredentialManager,
+            "memory" => Backend::Memory(MemoryKeychain::new()),
+            _ => return None,
+        })
+    }
+
+    /// The name as the CLI and the metadata spell it.
+    pub fn name(&self) -> &str {
+        match self {
+            Backend::Auto => "auto",
+            Backend::SecretService => SECRET_SERVICE,
+            Backend::Keyutils => KEYUTILS,
+            Backend::MacosKeychain => "macos-keychain",
+            Backend::WindowsCredentialManager => "windows-credential-manager",
+            Backend::Memory(_) => "memory",
+            Backend::KeyringCore { name, .. } => name,
+        }
+    }
+}
+
+pub(crate) const SECRET_SERVICE: &str = "secret-service";
+pub(crate) const KEYUTILS: &str = "keyutils";
+
+/// A keychain error, already free of secret bytes.
+#[derive(Debug)]
+pub(crate) enum KcError {
+    /// Unreachable, locked, or not answering in time.
+    Unavailable(String),
+    /// Any other failure.
+    Other(String),
+}
+
+/// The interface the store uses.
+pub(crate) trait Keychain: Send + Sync {
+    /// The backend name recorded in metadata.
+    fn name(&self) -> &str;
+    /// The largest item this backend stores.
+    fn max_item_bytes(&self) -> usize;
+    /// Create or replace an item.
+    fn set(&self, account: &str, data: Zeroizing<Vec<u8>>) -> Result<(), KcError>;
+    /// Read an item; `None` if absent.
+    fn get(&self, account: &str) -> Result<Option<Zeroizing<Vec<u8>>>, KcError>;
+    /// Delete an item; `false` if it was absent.
+    fn delete(&self, account: &str) -> Result<bool, KcError>;
+    /// All accounts in the namespace, or `None` if the backend cannot enumerate.
+    fn list(&self) -> Result<Option<Vec<String>>, KcError>;
+}
+
+/// Settings a backend is opened with.
+#[derive(Clone, Debug)]
+pub(crate) struct OpenConfig {
+    pub service: String,
+    pub timeout: Duration,
+    pub max_item_bytes: Option<usize>,
+}
+
+/// An opened backend and why it was chosen.
+pub(crate) struct Opened {
+    pub keychain: Arc<dyn Keychain>,
+    pub reason: String,
+}
+
+/// Open the backend `choice` (resolving `Auto`).
+pub(crate) fn open(choice: &Backend, cfg: &OpenConfig) -> Result<Opened, Error> {
+    let unavailable = |backend: &str, reason: String| Error::KeychainUnavailable {
+        backend: backend.to_string(),
+        reason,
+    };
+    let limit = |default: usize| {
+        cfg.max_item_bytes
+            .unwrap_or(default)
+            .max(crate::envelope::ITEM_HEADER + 1)
+    };
+    Ok(match choice {
+        Backend::Auto => return open_auto(cfg),
+        Backend::SecretService => Opened {
+            keychain: core_store::secret_service(cfg, limit(usize::MAX))
+                .map_err(|e| unavailable(SECRET_SERVICE, e))?,
+            reason: "chosen explicitly".into(),
+        },
+        Backend::Keyutils => Opened {
+            keychain: keyutils::open(cfg, limit(keyutils::MAX_PAYLOAD))
+                .map_err(|e| unavailable(KEYUTILS, e))?,
+            reason: "chosen explicitly; keyutils keys are cleared at reboot".into(),
+        },
+        Backend::MacosKeychain => Opened {
+            keychain: core_store::macos(cfg, limit(usize::MAX))
+                .map_err(|e| unavailable("macos-keychain", e))?,
+            reason: "chosen explicitly".into(),
+        },
+        Backend::WindowsCredentialManager => Opened {
+            keychain: core_store::windows(cfg, limit(core_store::WINDOWS_MAX_BLOB))
+                .map_err(|e| unavailable("windows-credential-manager", e))?,
+            reason: "chosen explicitly".into(),
+        },
+        Backend::Memory(m) => Opened {
+            keychain: Arc::new(m.namespace(&cfg.service, limit(usize::MAX))),
+            reason: "in-memory keychain (process lifetime only)".into(),
+        },
+        Backend::KeyringCore { name, store } => Opened {
+            keychain: Arc::new(core_store::CoreKeychain::new(
+                name.clone(),
+                store.clone(),
+                cfg,
+                limit(usize::MAX),
+            )),
+            reason: "caller-supplied keyring-core store".into(),
+        },
+    })
+}
+
+fn open_auto(cfg: &OpenConfig) -> Result<Opened, Error> {
+    if cfg!(target_os = "macos") {
+        let mut o = open(&Backend::MacosKeychain, cfg)?;
+        o.reason = "auto: the native keychain of macOS".into();
+        return Ok(o);
+    }
+    if cfg!(target_os = "windows") {
+        let mut o = open(&Backend::WindowsCredentialManager, cfg)?;
+        o.reason = "auto: the native credential store of Windows".into();
+        return Ok(o);
+    }
+    if cfg!(target_os = "linux") {
+        let why_not = match std::env::var_os("DBUS_SESSION_BUS_ADDRESS") {
+            None => "no session bus (DBUS_SESSION_BUS_ADDRESS is unset)".to_string(),
+            Some(_) => match core_store::secret_service_probe(cfg) {
+                Ok(keychain) => {
+                    return Ok(Opened {
+                        keychain,
+                        reason: "auto: the Secret Service answered on the session bus".into(),
+                    });
+                }
+                Err(e) => format!("the Secret Service did not answer ({e})"),
+            },
+        };
+        let mut o = open(&Backend::Keyutils, cfg)?;
+        o.reason = format!("auto: {why_not}; using kernel keyutils (cleared at reboot)");
+        return Ok(o);
+    }
+    Err(Error::KeychainUnavailable {
+        backend: "auto".into(),
+        reason: "no keychain backend exists for this platform".into(),
+    })
+}

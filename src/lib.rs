@@ -1,0 +1,81 @@
+//! # rctoken
+//!
+//! A secure on-disk store for RingCentral OAuth tokens ([`TokenInfo`]), for
+//! desktop apps and command-line tools that must keep a login between runs.
+//!
+//! - The secrets (access, refresh and id token) live in the OS keychain, all
+//!   three in one versioned envelope per profile, so a pair can never be
+//!   half-updated: the Secret Service or kernel keyutils on Linux, the
+//!   Keychain on macOS, the Credential Manager on Windows ([`Backend`]).
+//! - Everything else lives in one JSON metadata file in the platform's local
+//!   data directory (mode 0600 in a 0700 directory), replaced atomically under
+//!   a file lock. Listing profiles never touches the keychain.
+//! - Profiles are keyed by `owner_id` (one RingCentral extension each); one is
+//!   active; each may carry a label.
+//! - [`TokenStore::refresh`] refreshes once across processes: RingCentral
+//!   refresh tokens are single use.
+//! - Secrets are [`secrecy::SecretString`]s: redacted in `Debug`, never
+//!   serialized except by [`TokenInfo::to_json_revealed`], zeroized on drop.
+//!
+//! ```
+//! use rctoken::{Backend, MemoryKeychain, SaveOptions, TokenInfo, TokenStore};
+//! use secrecy::ExposeSecret;
+//!
+//! # fn main() -> Result<(), rctoken::Error> {
+//! # let tmp = tempfile::tempdir().unwrap();
+//! let store = TokenStore::builder("my-app")
+//!     .dir(tmp.path())                               // default: the platform data dir
+//!     .backend(Backend::Memory(MemoryKeychain::new())) // default: Backend::Auto
+//!     .open()?;
+//!
+//! let json = br#"{"access_token":"U1BCMDFU-access","token_type":"bearer","expires_in":3600,
+//!   "refresh_token":"U1BCMDFU-refresh","refresh_token_expires_in":604800,
+//!   "scope":"ReadAccounts","owner_id":"256440016"}"#;
+//! let token = TokenInfo::from_json(json)?;
+//! store.save(&token, SaveOptions::new().label("work"))?;   // first profile: active
+//!
+//! let loaded = store.load_active()?;
+//! assert_eq!(loaded.token.access_token.expose_secret(), "U1BCMDFU-access");
+//! assert!(loaded.info.access_token_valid_for(store.now(), std::time::Duration::from_secs(60)));
+//!
+//! let mut second = TokenInfo::from_json(json)?;
+//! second.owner_id = Some("11111".into());
+//! store.save(&second, SaveOptions::new())?;
+//! store.switch("11111")?;                                   // by key or label
+//! assert_eq!(store.load_active()?.info.profile, "11111");
+//!
+//! store.remove("work")?;                                    // secrets first, then metadata
+//! assert_eq!(store.list()?.len(), 1);
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+#![deny(rustdoc::broken_intra_doc_links)]
+
+mod clock;
+mod envelope;
+mod error;
+#[doc(hidden)]
+pub mod failpoint;
+mod files;
+mod keychain;
+mod lock;
+mod metadata;
+mod model;
+mod names;
+mod store;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use envelope::ENVELOPE_VERSION;
+pub use error::{Error, Result};
+pub use keychain::{Backend, MemoryKeychain};
+pub use metadata::{FORMAT_VERSION, ProfileInfo, SecretRef};
+pub use model::{MAX_TTL_SECS, TokenInfo, TokenType};
+pub use names::MAX_NAME_CHARS;
+pub use store::{
+    DEFAULT_KEYCHAIN_TIMEOUT, DEFAULT_LOCK_TIMEOUT, LOCK_FILE, METADATA_FILE, Problem,
+    REFRESH_LOCK_DIR, Report, SaveOptions, StoreBuilder, StoredToken, TokenStore,
+};
+
+/// Re-exported so callers name the same secret type.
+pub use secrecy;

@@ -1,0 +1,75 @@
+//! File locks: the only module that calls `File::lock*`.
+//!
+//! Locks live on separate, stable lock files (the metadata file is replaced
+//! by rename and cannot carry one). They use std's `File::try_lock` /
+//! `try_lock_shared` (flock on Unix, LockFileEx on Windows), polled with
+//! backoff until a deadline, so waiting is always bounded. A lock is released
+//! when its [`FileLock`] drops.
+
+use std::fs::{File, TryLockError};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::files;
+
+/// A held lock; released on drop.
+#[derive(Debug)]
+pub(crate) struct FileLock {
+    file: File,
+    path: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Mode {
+    Shared,
+    Exclusive,
+}
+
+impl FileLock {
+    /// Take a lock on `path` (created 0600 if missing), waiting at most `timeout`.
+    pub(crate) fn acquire(path: &Path, mode: Mode, timeout: Duration) -> Result<FileLock> {
+        let file = files::private_options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| Error::io("opening lock file", path, e))?;
+        let start = Instant::now();
+        let mut pause = Duration::from_micros(200);
+        loop {
+            let attempt = match mode {
+                Mode::Shared => file.try_lock_shared(),
+                Mode::Exclusive => file.try_lock(),
+            };
+            match attempt {
+                Ok(()) => {
+                    return Ok(FileLock {
+                        file,
+                        path: path.to_path_buf(),
+                    });
+                }
+                Err(TryLockError::WouldBlock) => {}
+                Err(TryLockError::Error(e)) => return Err(Error::io("locking", path, e)),
+            }
+            let waited = start.elapsed();
+            if waited >= timeout {
+                return Err(Error::LockTimeout {
+                    path: path.to_path_buf(),
+                    waited,
+                });
+            }
+            std::thread::sleep(pause.min(timeout - waited));
+            pause = (pause * 2).min(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        if let Err(e) = self.file.unlock() {
+            log::warn!("unlocking {} failed: {e}", self.path.display());
+        }
+    }
+}

@@ -1,0 +1,1154 @@
+//! [`TokenStore`]: profiles of tokens, secrets in the keychain, metadata in a
+//! locked JSON file, and the commit protocol that keeps the two consistent.
+//!
+//! Lock order, everywhere: a profile's refresh lock, then the metadata lock.
+//! Several refresh locks (only `remove_all`) are taken in key order.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use time::OffsetDateTime;
+
+use crate::clock::{self, Clock, SystemClock};
+use crate::envelope::{self, ENVELOPE_VERSION};
+use crate::error::{Error, Result};
+use crate::files;
+use crate::keychain::{self, Backend, KcError, Keychain, OpenConfig};
+use crate::lock::{FileLock, Mode};
+use crate::metadata::{Metadata, ProfileInfo, SecretRef};
+use crate::model::{TokenInfo, parse_rfc3339};
+use crate::names;
+
+/// The metadata file's name inside the store directory.
+pub const METADATA_FILE: &str = "metadata.json";
+/// The metadata lock file's name inside the store directory.
+pub const LOCK_FILE: &str = "metadata.lock";
+/// The directory of per-profile refresh locks inside the store directory.
+pub const REFRESH_LOCK_DIR: &str = "refresh-locks";
+
+/// Default bound on waiting for a lock.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default bound on one keychain call.
+pub const DEFAULT_KEYCHAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A token and everything non-secret known about it.
+#[derive(Debug, Clone)]
+pub struct StoredToken {
+    /// The token as saved (TTLs as received at `info.obtained_at`).
+    pub token: TokenInfo,
+    /// The profile's metadata.
+    pub info: ProfileInfo,
+}
+
+impl ProfileInfo {
+    /// Is the access token valid for at least `min` more at `now`?
+    pub fn access_token_valid_for(&self, now: OffsetDateTime, min: Duration) -> bool {
+        clock::valid_for(Some(self.access_token_expires_at), now, min)
+    }
+
+    /// Is there a refresh token, valid for at least `min` more at `now`?
+    /// A refresh token without a TTL counts as valid.
+    pub fn refresh_token_valid_for(&self, now: OffsetDateTime, min: Duration) -> bool {
+        self.has_refresh_token && clock::valid_for(self.refresh_token_expires_at, now, min)
+    }
+}
+
+/// How [`TokenStore::save`] files a token.
+#[derive(Clone, Debug, Default)]
+pub struct SaveOptions {
+    profile: Option<String>,
+    label: Option<String>,
+    switch: bool,
+}
+
+impl SaveOptions {
+    /// Defaults: profile key from `owner_id`, label kept, no switch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Use this profile key instead of the token's `owner_id`.
+    pub fn profile(mut self, key: impl Into<String>) -> Self {
+        self.profile = Some(key.into());
+        self
+    }
+    /// Set the profile's label (otherwise an existing label is kept).
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+    /// Make the profile active. The first profile of a store is made active regardless.
+    pub fn switch(mut self, yes: bool) -> Self {
+        self.switch = yes;
+        self
+    }
+}
+
+/// Opens a [`TokenStore`] with non-default settings.
+#[derive(Debug)]
+pub struct StoreBuilder {
+    app_id: String,
+    dir: Option<PathBuf>,
+    backend: Backend,
+    clock: Arc<dyn Clock>,
+    lock_timeout: Duration,
+    keychain_timeout: Duration,
+    max_item_bytes: Option<usize>,
+}
+
+impl StoreBuilder {
+    /// Keep the metadata in `dir` instead of the platform's local data directory.
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+    /// Use this keychain backend (default [`Backend::Auto`]).
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+    /// Use this clock (tests).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+    /// Bound on waiting for a lock (default 30 s).
+    pub fn lock_timeout(mut self, t: Duration) -> Self {
+        self.lock_timeout = t;
+        self
+    }
+    /// Bound on one keychain call (default 30 s).
+    pub fn keychain_timeout(mut self, t: Duration) -> Self {
+        self.keychain_timeout = t;
+        self
+    }
+    /// Split envelopes into items of at most this many bytes, even where the
+    /// backend allows more (backend limits still apply).
+    pub fn max_item_bytes(mut self, n: usize) -> Self {
+        self.max_item_bytes = Some(n);
+        self
+    }
+
+    /// Open the store: create the directory (0700) if needed and check that
+    /// it is safe. The keychain is not contacted until a secret is needed.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`] for a bad app id, [`Error::NoDataDir`],
+    /// [`Error::UnsafeStore`], [`Error::Io`].
+    pub fn open(self) -> Result<TokenStore> {
+        names::check_app_id(&self.app_id)?;
+        let dir = match self.dir {
+            Some(d) => d,
+            None => directories::ProjectDirs::from("", "", &self.app_id)
+                .ok_or(Error::NoDataDir)?
+                .data_local_dir()
+                .to_path_buf(),
+        };
+        files::ensure_private_dir(&dir)?;
+        Ok(TokenStore {
+            meta_path: dir.join(METADATA_FILE),
+            lock_path: dir.join(LOCK_FILE),
+            kc_cfg: OpenConfig {
+                service: format!("rctoken:{}", self.app_id),
+                timeout: self.keychain_timeout,
+                max_item_bytes: self.max_item_bytes,
+            },
+            app_id: self.app_id,
+            dir,
+            backend: self.backend,
+            keychain: Mutex::new(None),
+            clock: self.clock,
+            lock_timeout: self.lock_timeout,
+        })
+    }
+}
+
+struct OpenedKeychain {
+    keychain: Arc<dyn Keychain>,
+    reason: String,
+}
+
+/// A token store for one application.
+pub struct TokenStore {
+    app_id: String,
+    dir: PathBuf,
+    meta_path: PathBuf,
+    lock_path: PathBuf,
+    backend: Backend,
+    kc_cfg: OpenConfig,
+    keychain: Mutex<Option<OpenedKeychain>>,
+    clock: Arc<dyn Clock>,
+    lock_timeout: Duration,
+}
+
+impl std::fmt::Debug for TokenStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenStore")
+            .field("app_id", &self.app_id)
+            .field("dir", &self.dir)
+            .field("backend", &self.backend.name())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One problem found by [`TokenStore::verify`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Problem {
+    /// The metadata file does not parse.
+    MetadataCorrupt {
+        /// Why.
+        reason: String,
+    },
+    /// The metadata file is from a newer format; it is never touched.
+    MetadataTooNew {
+        /// The version found.
+        found: u64,
+    },
+    /// A store file or directory is unsafe; never fixed automatically.
+    Unsafe {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A listed profile's secrets are not in the keychain.
+    SecretMissing {
+        /// The profile key.
+        profile: String,
+    },
+    /// A listed profile's keychain item does not decode.
+    SecretUnreadable {
+        /// The profile key.
+        profile: String,
+        /// Why (never content).
+        reason: String,
+    },
+    /// A listed profile's envelope has another format version.
+    VersionMismatch {
+        /// The profile key.
+        profile: String,
+        /// What was found.
+        found: String,
+    },
+    /// A listed profile's secrets are in another backend than this store's.
+    OtherBackend {
+        /// The profile key.
+        profile: String,
+        /// The backend named in the metadata.
+        held_by: String,
+    },
+    /// A keychain item of this store that no profile owns.
+    Orphan {
+        /// The item's account name (no secret).
+        account: String,
+    },
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Problem::MetadataCorrupt { reason } => write!(f, "metadata is corrupt: {reason}"),
+            Problem::MetadataTooNew { found } => {
+                write!(
+                    f,
+                    "metadata format version {found} is newer than this rctoken"
+                )
+            }
+            Problem::Unsafe { path, reason } => write!(f, "{} is unsafe: {reason}", path.display()),
+            Problem::SecretMissing { profile } => {
+                write!(f, "profile `{profile}`: secret missing from the keychain")
+            }
+            Problem::SecretUnreadable { profile, reason } => {
+                write!(f, "profile `{profile}`: keychain item unreadable: {reason}")
+            }
+            Problem::VersionMismatch { profile, found } => {
+                write!(
+                    f,
+                    "profile `{profile}`: envelope version mismatch ({found})"
+                )
+            }
+            Problem::OtherBackend { profile, held_by } => {
+                write!(
+                    f,
+                    "profile `{profile}`: secrets are in the {held_by} backend"
+                )
+            }
+            Problem::Orphan { account } => {
+                write!(f, "keychain item `{account}` belongs to no profile")
+            }
+        }
+    }
+}
+
+/// The outcome of [`TokenStore::verify`] or [`TokenStore::repair`].
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct Report {
+    /// The problems found (after a repair: those that remain).
+    pub problems: Vec<Problem>,
+    /// What a repair did, one line each.
+    pub fixed: Vec<String>,
+    /// Profiles whose secrets were checked.
+    pub profiles_checked: usize,
+    /// Whether the backend could enumerate its items (orphan detection).
+    pub orphan_scan: bool,
+}
+
+impl Report {
+    /// No problems.
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+impl TokenStore {
+    /// Open the store of `app_id` in the platform's local data directory with
+    /// the automatic backend.
+    ///
+    /// # Errors
+    /// As [`StoreBuilder::open`].
+    pub fn open(app_id: &str) -> Result<TokenStore> {
+        Self::builder(app_id).open()
+    }
+
+    /// Start configuring a store for `app_id`.
+    pub fn builder(app_id: &str) -> StoreBuilder {
+        StoreBuilder {
+            app_id: app_id.to_string(),
+            dir: None,
+            backend: Backend::Auto,
+            clock: Arc::new(SystemClock),
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            keychain_timeout: DEFAULT_KEYCHAIN_TIMEOUT,
+            max_item_bytes: None,
+        }
+    }
+
+    /// The application id.
+    pub fn app_id(&self) -> &str {
+        &self.app_id
+    }
+    /// The store directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    /// The metadata file.
+    pub fn metadata_path(&self) -> &Path {
+        &self.meta_path
+    }
+    /// The metadata lock file.
+    pub fn lock_path(&self) -> &Path {
+        &self.lock_path
+    }
+    /// The backend as requested (possibly `auto`).
+    pub fn requested_backend(&self) -> &str {
+        self.backend.name()
+    }
+    /// The current time by this store's clock.
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    /// Connect to the keychain if not yet done, and say which backend is in
+    /// use and why.
+    ///
+    /// # Errors
+    /// [`Error::KeychainUnavailable`].
+    pub fn backend(&self) -> Result<(String, String)> {
+        self.with_keychain(|kc, reason| Ok((kc.name().to_string(), reason.to_string())))
+    }
+
+    fn keychain(&self) -> Result<Arc<dyn Keychain>> {
+        self.with_keychain(|kc, _| Ok(kc.clone()))
+    }
+
+    fn with_keychain<T>(&self, f: impl FnOnce(&Arc<dyn Keychain>, &str) -> Result<T>) -> Result<T> {
+        let mut slot = self.keychain.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            let opened = keychain::open(&self.backend, &self.kc_cfg)?;
+            log::debug!(
+                "keychain backend {}: {}",
+                opened.keychain.name(),
+                opened.reason
+            );
+            *slot = Some(OpenedKeychain {
+                keychain: opened.keychain,
+                reason: opened.reason,
+            });
+        }
+        match slot.as_ref() {
+            Some(o) => f(&o.keychain, &o.reason),
+            None => Err(Error::KeychainUnavailable {
+                backend: self.backend.name().into(),
+                reason: "not opened".into(),
+            }),
+        }
+    }
+
+    fn kc_err(&self, kc: &dyn Keychain, e: KcError) -> Error {
+        match e {
+            KcError::Unavailable(reason) => Error::KeychainUnavailable {
+                backend: kc.name().to_string(),
+                reason,
+            },
+            KcError::Other(reason) => Error::Keychain {
+                backend: kc.name().to_string(),
+                reason,
+            },
+        }
+    }
+
+    fn lock_meta(&self, mode: Mode) -> Result<FileLock> {
+        FileLock::acquire(&self.lock_path, mode, self.lock_timeout)
+    }
+
+    fn lock_refresh(&self, key: &str) -> Result<FileLock> {
+        let dir = self.dir.join(REFRESH_LOCK_DIR);
+        files::ensure_private_dir(&dir)?;
+        let path = dir.join(format!("{}.lock", names::escape(key)));
+        FileLock::acquire(&path, Mode::Exclusive, self.lock_timeout)
+    }
+
+    fn read_meta(&self) -> Result<Metadata> {
+        Metadata::read(&self.meta_path)
+    }
+
+    fn write_meta(&self, meta: &Metadata) -> Result<()> {
+        files::write_atomic(&self.meta_path, &meta.to_bytes())
+    }
+
+    /// List every profile, sorted by key. Reads only the metadata file: no
+    /// keychain access, so no prompts.
+    ///
+    /// # Errors
+    /// [`Error::CorruptMetadata`], [`Error::UnsupportedVersion`],
+    /// [`Error::UnsafeStore`], [`Error::LockTimeout`], [`Error::Io`].
+    pub fn list(&self) -> Result<Vec<ProfileInfo>> {
+        let _lock = self.lock_meta(Mode::Shared)?;
+        Ok(self.read_meta()?.profiles.into_values().collect())
+    }
+
+    /// The metadata of one profile (by key or label), or of the active one
+    /// with `None`. No keychain access.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchProfile`], [`Error::NoActiveProfile`], and those of [`list`](Self::list).
+    pub fn info(&self, key_or_label: Option<&str>) -> Result<ProfileInfo> {
+        let _lock = self.lock_meta(Mode::Shared)?;
+        let meta = self.read_meta()?;
+        let key = resolve_or_active(&meta, key_or_label)?;
+        Ok(meta.profiles[&key].clone())
+    }
+
+    /// Resolve a profile key or label (or the active profile for `None`) to a key.
+    ///
+    /// # Errors
+    /// As [`info`](Self::info).
+    pub fn resolve(&self, key_or_label: Option<&str>) -> Result<String> {
+        Ok(self.info(key_or_label)?.profile)
+    }
+
+    /// Save a token. The profile key is `options.profile` or else the token's
+    /// `owner_id`. Re-saving a profile replaces its tokens and keeps its label
+    /// unless a new one is given. The first profile of a store becomes active.
+    ///
+    /// # Errors
+    /// [`Error::MissingProfileKey`], [`Error::InvalidName`],
+    /// [`Error::KeychainUnavailable`], [`Error::Keychain`], and the metadata
+    /// errors of [`list`](Self::list). On error the store is unchanged.
+    pub fn save(&self, token: &TokenInfo, options: SaveOptions) -> Result<ProfileInfo> {
+        let key = match options.profile.as_deref().or(token.owner_id.as_deref()) {
+            Some(k) => k.to_string(),
+            None => return Err(Error::MissingProfileKey),
+        };
+        names::check_profile_key(&key)?;
+        if let Some(label) = &options.label {
+            names::check_label(label)?;
+        }
+        let _refresh = self.lock_refresh(&key)?;
+        self.save_locked(token, &key, options.label.as_deref(), options.switch)
+    }
+
+    /// The commit protocol of a save; the caller holds the profile's refresh lock.
+    fn save_locked(
+        &self,
+        token: &TokenInfo,
+        key: &str,
+        label: Option<&str>,
+        switch: bool,
+    ) -> Result<ProfileInfo> {
+        let kc = self.keychain()?;
+        let now = clock::truncate(self.clock.now());
+        let generation = loop {
+            let g = files::random_u64();
+            if g != 0 {
+                break g;
+            }
+        };
+        let gen_hex = format!("{generation:016x}");
+        let mut info = profile_info(token, key, now, kc.name(), &gen_hex)?;
+
+        let _lock = self.lock_meta(Mode::Exclusive)?;
+        let mut meta = self.read_meta()?;
+        let old = meta.profiles.get(key).cloned();
+        info.label = match label {
+            Some(l) => Some(l.to_string()),
+            None => old.as_ref().and_then(|o| o.label.clone()),
+        };
+        if let Some(l) = &info.label {
+            check_label_free(&meta, key, l)?;
+        }
+
+        // 1. Write the new generation's items. Nothing refers to them yet.
+        let record = serde_json::to_vec(&info).unwrap_or_default();
+        let envelope = envelope::encode(
+            key,
+            generation,
+            &record,
+            &token.access_token,
+            token.refresh_token.as_ref(),
+            token.id_token.as_ref(),
+        );
+        let items = envelope::split(&envelope, generation, kc.max_item_bytes());
+        drop(envelope);
+        info.secret.items = items.len() as u16;
+        let count = info.secret.items;
+        for (index, item) in items.into_iter().enumerate() {
+            let account = names::item_account(key, &gen_hex, index as u16);
+            if let Err(e) = kc.set(&account, item) {
+                self.delete_items(kc.as_ref(), key, &gen_hex, index as u16 + 1);
+                return Err(self.kc_err(kc.as_ref(), e));
+            }
+        }
+
+        // 2. Commit: atomically point the metadata at the new generation.
+        let first = meta.profiles.is_empty();
+        meta.profiles.insert(key.to_string(), info);
+        if switch || first {
+            meta.set_active(Some(key));
+        } else {
+            let active = meta.active.clone();
+            meta.set_active(active.as_deref());
+        }
+        if let Err(e) = self.write_meta(&meta) {
+            self.delete_items(kc.as_ref(), key, &gen_hex, count);
+            return Err(e);
+        }
+        log::debug!("saved profile `{key}` generation {gen_hex} in {count} item(s)");
+
+        // 3. Drop the old generation. A failure leaves an orphan for `repair`.
+        if let Some(old) = old
+            && old.secret.backend == kc.name()
+        {
+            self.delete_items(kc.as_ref(), key, &old.secret.generation, old.secret.items);
+        }
+        Ok(meta.profiles[key].clone())
+    }
+
+    /// Best-effort deletion of items `0..count` of a generation.
+    fn delete_items(&self, kc: &dyn Keychain, key: &str, generation: &str, count: u16) {
+        for index in 0..count {
+            let account = names::item_account(key, generation, index);
+            if let Err(e) = kc.delete(&account) {
+                log::warn!("could not delete keychain item `{account}`: {e:?}");
+            }
+        }
+    }
+
+    /// Load a profile (by key or label) with its secrets: one metadata read
+    /// and one keychain read per item (one item unless the backend limits size).
+    ///
+    /// # Errors
+    /// [`Error::NoSuchProfile`], [`Error::SecretMissing`],
+    /// [`Error::WrongBackend`], [`Error::CorruptSecret`],
+    /// [`Error::KeychainUnavailable`], and those of [`list`](Self::list).
+    pub fn load(&self, key_or_label: &str) -> Result<StoredToken> {
+        self.load_opt(Some(key_or_label))
+    }
+
+    /// Load the active profile.
+    ///
+    /// # Errors
+    /// [`Error::NoActiveProfile`], and those of [`load`](Self::load).
+    pub fn load_active(&self) -> Result<StoredToken> {
+        self.load_opt(None)
+    }
+
+    /// Load a profile by key or label, or the active one for `None`.
+    ///
+    /// # Errors
+    /// As [`load`](Self::load).
+    pub fn load_opt(&self, key_or_label: Option<&str>) -> Result<StoredToken> {
+        let _lock = self.lock_meta(Mode::Shared)?;
+        let meta = self.read_meta()?;
+        let key = resolve_or_active(&meta, key_or_label)?;
+        let info = meta.profiles[&key].clone();
+        let kc = self.keychain()?;
+        let secrets = self.read_secrets(kc.as_ref(), &info)?;
+        Ok(StoredToken {
+            token: token_from(&info, secrets),
+            info,
+        })
+    }
+
+    fn read_secrets(&self, kc: &dyn Keychain, info: &ProfileInfo) -> Result<envelope::Decoded> {
+        let key = &info.profile;
+        if info.secret.backend != kc.name() {
+            return Err(Error::WrongBackend {
+                profile: key.clone(),
+                held_by: info.secret.backend.clone(),
+                backend: kc.name().to_string(),
+            });
+        }
+        let corrupt = |reason: String| Error::CorruptSecret {
+            profile: key.clone(),
+            reason,
+        };
+        let generation = u64::from_str_radix(&info.secret.generation, 16)
+            .map_err(|_| corrupt("bad generation in metadata".into()))?;
+        let mut items = Vec::with_capacity(info.secret.items as usize);
+        for index in 0..info.secret.items {
+            let account = names::item_account(key, &info.secret.generation, index);
+            match kc.get(&account) {
+                Ok(Some(item)) => items.push(item),
+                Ok(None) => {
+                    return Err(Error::SecretMissing {
+                        profile: key.clone(),
+                        backend: kc.name().to_string(),
+                    });
+                }
+                Err(e) => return Err(self.kc_err(kc, e)),
+            }
+        }
+        let envelope = envelope::join(&items, generation).map_err(|e| corrupt(e.to_string()))?;
+        drop(items);
+        let decoded = envelope::decode(&envelope).map_err(|e| corrupt(e.to_string()))?;
+        if decoded.key != *key || decoded.generation != generation {
+            return Err(corrupt(
+                "the item belongs to another profile or save".into(),
+            ));
+        }
+        Ok(decoded)
+    }
+
+    /// Make a profile (by key or label) the active one.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchProfile`], and the metadata errors of [`list`](Self::list).
+    pub fn switch(&self, key_or_label: &str) -> Result<ProfileInfo> {
+        let _lock = self.lock_meta(Mode::Exclusive)?;
+        let mut meta = self.read_meta()?;
+        let key = meta.resolve(key_or_label)?;
+        meta.set_active(Some(&key));
+        self.write_meta(&meta)?;
+        Ok(meta.profiles[&key].clone())
+    }
+
+    /// Set or clear a profile's label. Labels are unique and may not equal
+    /// another profile's key.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`], [`Error::NoSuchProfile`], metadata errors.
+    pub fn set_label(&self, key_or_label: &str, label: Option<&str>) -> Result<ProfileInfo> {
+        if let Some(l) = label {
+            names::check_label(l)?;
+        }
+        let _lock = self.lock_meta(Mode::Exclusive)?;
+        let mut meta = self.read_meta()?;
+        let key = meta.resolve(key_or_label)?;
+        if let Some(l) = label {
+            check_label_free(&meta, &key, l)?;
+        }
+        if let Some(p) = meta.profiles.get_mut(&key) {
+            p.label = label.map(str::to_string);
+        }
+        self.write_meta(&meta)?;
+        Ok(meta.profiles[&key].clone())
+    }
+
+    /// Remove a profile: its secrets from the keychain first, then its
+    /// metadata. If it was active, none is active afterwards.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchProfile`], [`Error::WrongBackend`],
+    /// [`Error::KeychainUnavailable`] (nothing removed), metadata errors (the
+    /// secrets are already gone; `repair` drops the listing).
+    pub fn remove(&self, key_or_label: &str) -> Result<ProfileInfo> {
+        let key = self.resolve(Some(key_or_label))?;
+        let _refresh = self.lock_refresh(&key)?;
+        let _lock = self.lock_meta(Mode::Exclusive)?;
+        let mut meta = self.read_meta()?;
+        let info = meta
+            .profiles
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| Error::NoSuchProfile(key.clone()))?;
+        let kc = self.keychain()?;
+        self.delete_profile_items(kc.as_ref(), &info)?;
+        meta.profiles.remove(&key);
+        if meta.active.as_deref() == Some(key.as_str()) {
+            meta.set_active(None);
+        }
+        self.write_meta(&meta)?;
+        log::debug!("removed profile `{key}`");
+        Ok(info)
+    }
+
+    fn delete_profile_items(&self, kc: &dyn Keychain, info: &ProfileInfo) -> Result<()> {
+        if info.secret.backend != kc.name() {
+            return Err(Error::WrongBackend {
+                profile: info.profile.clone(),
+                held_by: info.secret.backend.clone(),
+                backend: kc.name().to_string(),
+            });
+        }
+        for index in 0..info.secret.items {
+            let account = names::item_account(&info.profile, &info.secret.generation, index);
+            kc.delete(&account).map_err(|e| self.kc_err(kc, e))?;
+        }
+        Ok(())
+    }
+
+    /// Remove every profile, and every other item of this store's keychain
+    /// namespace. Returns how many profiles were removed.
+    ///
+    /// # Errors
+    /// As [`remove`](Self::remove).
+    pub fn remove_all(&self) -> Result<usize> {
+        let keys: Vec<String> = self.list()?.into_iter().map(|p| p.profile).collect();
+        let _refresh: Vec<FileLock> = keys
+            .iter()
+            .map(|k| self.lock_refresh(k))
+            .collect::<Result<_>>()?;
+        let _lock = self.lock_meta(Mode::Exclusive)?;
+        let mut meta = self.read_meta()?;
+        let kc = self.keychain()?;
+        let removed = meta.profiles.len();
+        for info in meta.profiles.values() {
+            if info.secret.backend == kc.name() {
+                self.delete_profile_items(kc.as_ref(), info)?;
+            }
+        }
+        if let Ok(Some(accounts)) = kc.list() {
+            for account in accounts {
+                if let Err(e) = kc.delete(&account) {
+                    log::warn!("could not delete keychain item `{account}`: {e:?}");
+                }
+            }
+        }
+        meta.profiles.clear();
+        meta.set_active(None);
+        self.write_meta(&meta)?;
+        Ok(removed)
+    }
+
+    /// Single-flight refresh across processes.
+    ///
+    /// Under the profile's refresh lock, re-read the profile; if its access
+    /// token is valid for at least `min_valid`, return it without calling
+    /// `refresh`. Otherwise call `refresh` once with the refresh token and
+    /// save its result atomically. If the new token carries no refresh token,
+    /// the old one (and its expiry) is kept.
+    ///
+    /// # Errors
+    /// [`Error::LoginRequired`] (no refresh token, or it expired; `refresh`
+    /// is not called), [`Error::RefreshFailed`] (stored tokens unchanged),
+    /// [`Error::LockTimeout`], and those of [`load`](Self::load) and [`save`](Self::save).
+    pub fn refresh<F, E>(
+        &self,
+        key_or_label: Option<&str>,
+        min_valid: Duration,
+        refresh: F,
+    ) -> Result<StoredToken>
+    where
+        F: FnOnce(&SecretString) -> std::result::Result<TokenInfo, E>,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let key = self.resolve(key_or_label)?;
+        let _refresh = self.lock_refresh(&key)?;
+        let current = self.load(&key)?;
+        let now = self.clock.now();
+        if current.info.access_token_valid_for(now, min_valid) {
+            return Ok(current);
+        }
+        let login = |reason: &str| Error::LoginRequired {
+            profile: key.clone(),
+            reason: reason.to_string(),
+        };
+        let Some(refresh_token) = current.token.refresh_token.as_ref() else {
+            return Err(login("no refresh token is stored"));
+        };
+        if !current.info.refresh_token_valid_for(now, Duration::ZERO) {
+            return Err(login("the refresh token has expired"));
+        }
+        let mut new = refresh(refresh_token).map_err(|e| Error::RefreshFailed {
+            profile: key.clone(),
+            source: e.into(),
+        })?;
+        if new.refresh_token.is_none() {
+            new.refresh_token = current.token.refresh_token.clone();
+            let saved_at = clock::truncate(self.clock.now());
+            new.refresh_token_expires_in = current
+                .info
+                .refresh_token_expires_at
+                .map(|at| clock::remaining_secs(at, saved_at));
+        }
+        let info = self.save_locked(&new, &key, None, false)?;
+        Ok(StoredToken { token: new, info })
+    }
+
+    /// Check the store: metadata parses and is safe, each profile's secret is
+    /// present and decodes, and no item of this store's namespace is orphaned.
+    /// Changes nothing.
+    ///
+    /// # Errors
+    /// [`Error::KeychainUnavailable`], [`Error::LockTimeout`]; everything else
+    /// is reported as a [`Problem`].
+    pub fn verify(&self) -> Result<Report> {
+        let _lock = self.lock_meta(Mode::Shared)?;
+        self.check(&mut Vec::new())
+    }
+
+    fn check(&self, owned: &mut Vec<String>) -> Result<Report> {
+        let mut report = Report::default();
+        let meta = match self.read_meta() {
+            Ok(m) => m,
+            Err(e) => {
+                report.problems.push(meta_problem(e)?);
+                return Ok(report);
+            }
+        };
+        let kc = self.keychain()?;
+        for info in meta.profiles.values() {
+            if info.secret.backend != kc.name() {
+                report.problems.push(Problem::OtherBackend {
+                    profile: info.profile.clone(),
+                    held_by: info.secret.backend.clone(),
+                });
+                continue;
+            }
+            for index in 0..info.secret.items {
+                owned.push(names::item_account(
+                    &info.profile,
+                    &info.secret.generation,
+                    index,
+                ));
+            }
+            report.profiles_checked += 1;
+            if info.secret.envelope_version != ENVELOPE_VERSION {
+                report.problems.push(Problem::VersionMismatch {
+                    profile: info.profile.clone(),
+                    found: format!("metadata says version {}", info.secret.envelope_version),
+                });
+                continue;
+            }
+            match self.read_secrets(kc.as_ref(), info) {
+                Ok(_) => {}
+                Err(Error::SecretMissing { .. }) => report.problems.push(Problem::SecretMissing {
+                    profile: info.profile.clone(),
+                }),
+                Err(Error::CorruptSecret { reason, .. }) if reason.contains("version") => {
+                    report.problems.push(Problem::VersionMismatch {
+                        profile: info.profile.clone(),
+                        found: reason,
+                    })
+                }
+                Err(Error::CorruptSecret { reason, .. }) => {
+                    report.problems.push(Problem::SecretUnreadable {
+                        profile: info.profile.clone(),
+                        reason,
+                    })
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        match kc.list() {
+            Ok(Some(accounts)) => {
+                report.orphan_scan = true;
+                for account in accounts {
+                    if !owned.contains(&account) {
+                        report.problems.push(Problem::Orphan { account });
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(e) => return Err(self.kc_err(kc.as_ref(), e)),
+        }
+        Ok(report)
+    }
+
+    /// Fix what [`verify`](Self::verify) finds: delete orphaned items, drop
+    /// profiles whose secrets are missing or unreadable, and move a corrupt
+    /// metadata file aside (kept as `metadata.json.corrupt-<time>`) and
+    /// rebuild it from the envelopes in the keychain. A metadata file from a
+    /// newer version, unsafe files and profiles of other backends are left alone.
+    ///
+    /// # Errors
+    /// As [`verify`](Self::verify), plus I/O errors writing the metadata.
+    pub fn repair(&self) -> Result<Report> {
+        let _lock = self.lock_meta(Mode::Exclusive)?;
+        let mut owned = Vec::new();
+        let found = self.check(&mut owned)?;
+        let mut fixed = Vec::new();
+        if let Some(Problem::MetadataCorrupt { .. }) = found.problems.first() {
+            let aside = files::move_aside(&self.meta_path, self.clock.now().unix_timestamp())?;
+            fixed.push(format!("moved the corrupt metadata to {}", aside.display()));
+            let rebuilt = self.rebuild()?;
+            fixed.push(format!(
+                "rebuilt metadata with {} profile(s) from the keychain",
+                rebuilt
+            ));
+        } else if !found.problems.is_empty() {
+            let kc = self.keychain()?;
+            let mut meta = self.read_meta()?;
+            for problem in &found.problems {
+                match problem {
+                    Problem::SecretMissing { profile }
+                    | Problem::SecretUnreadable { profile, .. }
+                    | Problem::VersionMismatch { profile, .. } => {
+                        if let Some(info) = meta.profiles.remove(profile) {
+                            self.delete_items(
+                                kc.as_ref(),
+                                profile,
+                                &info.secret.generation,
+                                info.secret.items,
+                            );
+                            fixed.push(format!("dropped profile `{profile}` ({problem})"));
+                        }
+                    }
+                    Problem::Orphan { account } => match kc.delete(account) {
+                        Ok(_) => fixed.push(format!("deleted orphaned keychain item `{account}`")),
+                        Err(e) => return Err(self.kc_err(kc.as_ref(), e)),
+                    },
+                    _ => {}
+                }
+            }
+            if meta
+                .active
+                .as_ref()
+                .is_some_and(|a| !meta.profiles.contains_key(a))
+            {
+                meta.set_active(None);
+            }
+            self.write_meta(&meta)?;
+        }
+        let mut after = self.check(&mut Vec::new())?;
+        after.fixed = fixed;
+        Ok(after)
+    }
+
+    /// Rebuild metadata from the envelopes in the keychain. The newest save of
+    /// each profile wins; older generations are deleted. No profile is active.
+    fn rebuild(&self) -> Result<usize> {
+        let kc = self.keychain()?;
+        let mut meta = Metadata::new();
+        let accounts = kc
+            .list()
+            .map_err(|e| self.kc_err(kc.as_ref(), e))?
+            .unwrap_or_default();
+        let mut losers = Vec::new();
+        for account in &accounts {
+            let Some((key, generation, 0)) = names::parse_account(account) else {
+                continue;
+            };
+            let Ok(Some(first)) = kc.get(account) else {
+                continue;
+            };
+            let Some(count) = first.get(15..17).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
+                continue;
+            };
+            let mut candidate = ProfileInfo {
+                profile: key.clone(),
+                active: false,
+                ..placeholder_info()
+            };
+            candidate.secret = SecretRef {
+                backend: kc.name().to_string(),
+                generation: generation.clone(),
+                items: count,
+                envelope_version: ENVELOPE_VERSION,
+            };
+            let Ok(decoded) = self.read_secrets(kc.as_ref(), &candidate) else {
+                losers.push((key, generation, count));
+                continue;
+            };
+            let Ok(mut info) = serde_json::from_slice::<ProfileInfo>(&decoded.record) else {
+                losers.push((key, generation, count));
+                continue;
+            };
+            info.profile = key.clone();
+            info.secret = candidate.secret;
+            match meta.profiles.get(&key) {
+                Some(existing) if existing.obtained_at >= info.obtained_at => {
+                    losers.push((key, generation, count));
+                }
+                _ => {
+                    if let Some(old) = meta.profiles.insert(key.clone(), info) {
+                        losers.push((key, old.secret.generation, old.secret.items));
+                    }
+                }
+            }
+        }
+        // Labels must stay unique: drop duplicates rather than guess.
+        let mut seen = std::collections::HashSet::new();
+        for info in meta.profiles.values_mut() {
+            if let Some(l) = &info.label
+                && !seen.insert(l.clone())
+            {
+                info.label = None;
+            }
+        }
+        self.write_meta(&meta)?;
+        for (key, generation, count) in losers {
+            self.delete_items(kc.as_ref(), &key, &generation, count);
+        }
+        Ok(meta.profiles.len())
+    }
+}
+
+fn meta_problem(e: Error) -> Result<Problem> {
+    Ok(match e {
+        Error::CorruptMetadata { reason, .. } => Problem::MetadataCorrupt { reason },
+        Error::UnsupportedVersion { found, .. } => Problem::MetadataTooNew { found },
+        Error::UnsafeStore { path, reason } => Problem::Unsafe { path, reason },
+        other => return Err(other),
+    })
+}
+
+fn resolve_or_active(meta: &Metadata, key_or_label: Option<&str>) -> Result<String> {
+    match key_or_label {
+        Some(k) => meta.resolve(k),
+        None => meta.active.clone().ok_or(Error::NoActiveProfile),
+    }
+}
+
+fn check_label_free(meta: &Metadata, key: &str, label: &str) -> Result<()> {
+    let taken = meta
+        .profiles
+        .values()
+        .any(|p| p.profile != key && (p.label.as_deref() == Some(label) || p.profile == label));
+    if taken {
+        return Err(Error::InvalidName {
+            what: "label",
+            reason: format!("`{label}` already names another profile"),
+        });
+    }
+    Ok(())
+}
+
+fn placeholder_info() -> ProfileInfo {
+    ProfileInfo {
+        profile: String::new(),
+        active: false,
+        label: None,
+        owner_id: None,
+        endpoint_id: None,
+        scope: String::new(),
+        token_type: crate::TokenType::Bearer,
+        expires_in: 0,
+        refresh_token_expires_in: None,
+        session_expires_in: None,
+        session_expiration_time: None,
+        session_id: None,
+        session_idle_timeout: None,
+        obtained_at: OffsetDateTime::UNIX_EPOCH,
+        access_token_expires_at: OffsetDateTime::UNIX_EPOCH,
+        refresh_token_expires_at: None,
+        session_expires_at: None,
+        has_refresh_token: false,
+        has_id_token: false,
+        secret: SecretRef {
+            backend: String::new(),
+            generation: String::new(),
+            items: 0,
+            envelope_version: ENVELOPE_VERSION,
+        },
+    }
+}
+
+/// The non-secret record of a token saved at `now`.
+fn profile_info(
+    token: &TokenInfo,
+    key: &str,
+    now: OffsetDateTime,
+    backend: &str,
+    generation: &str,
+) -> Result<ProfileInfo> {
+    let range = |field: &str| Error::BadToken {
+        reason: format!("field `{field}`: out of range"),
+    };
+    let access_token_expires_at =
+        clock::after(now, Some(token.expires_in)).ok_or_else(|| range("expires_in"))?;
+    if token.expires_in < 0 {
+        return Err(Error::BadToken {
+            reason: "field `expires_in`: must not be negative".into(),
+        });
+    }
+    let refresh_token_expires_at = match token.refresh_token_expires_in {
+        Some(s) => {
+            Some(clock::after(now, Some(s)).ok_or_else(|| range("refresh_token_expires_in"))?)
+        }
+        None => None,
+    };
+    let session_expires_at = match (&token.session_expiration_time, token.session_expires_in) {
+        (Some(t), _) => Some(
+            parse_rfc3339(t)
+                .map_err(|_| Error::BadToken {
+                    reason: "field `session_expiration_time`: not an RFC 3339 date-time".into(),
+                })?
+                .to_offset(time::UtcOffset::UTC),
+        ),
+        (None, Some(s)) => {
+            Some(clock::after(now, Some(s)).ok_or_else(|| range("session_expires_in"))?)
+        }
+        (None, None) => None,
+    };
+    Ok(ProfileInfo {
+        profile: key.to_string(),
+        active: false,
+        label: None,
+        owner_id: token.owner_id.clone(),
+        endpoint_id: token.endpoint_id.clone(),
+        scope: token.scope.clone(),
+        token_type: token.token_type,
+        expires_in: token.expires_in,
+        refresh_token_expires_in: token.refresh_token_expires_in,
+        session_expires_in: token.session_expires_in,
+        session_expiration_time: token.session_expiration_time.clone(),
+        session_id: token.session_id.clone(),
+        session_idle_timeout: token.session_idle_timeout,
+        obtained_at: now,
+        access_token_expires_at,
+        refresh_token_expires_at,
+        session_expires_at,
+        has_refresh_token: token.refresh_token.is_some(),
+        has_id_token: token.id_token.is_some(),
+        secret: SecretRef {
+            backend: backend.to_string(),
+            generation: generation.to_string(),
+            items: 0,
+            envelope_version: ENVELOPE_VERSION,
+        },
+    })
+}
+
+/// Reassemble a token from its metadata and its decoded secrets.
+fn token_from(info: &ProfileInfo, s: envelope::Decoded) -> TokenInfo {
+    TokenInfo {
+        access_token: s.access,
+        expires_in: info.expires_in,
+        scope: info.scope.clone(),
+        token_type: info.token_type,
+        refresh_token: s.refresh,
+        refresh_token_expires_in: info.refresh_token_expires_in,
+        owner_id: info.owner_id.clone(),
+        endpoint_id: info.endpoint_id.clone(),
+        id_token: s.id,
+        session_expires_in: info.session_expires_in,
+        session_expiration_time: info.session_expiration_time.clone(),
+        session_id: info.session_id.clone(),
+        session_idle_timeout: info.session_idle_timeout,
+    }
+}
