@@ -64,6 +64,7 @@ pub(crate) fn current_uid() -> u32 {
 
 /// Options that open a private file: mode 0600 at creation, no symlinks followed.
 pub(crate) fn private_options() -> OpenOptions {
+    #[cfg_attr(not(unix), allow(unused_mut))]
     let mut o = OpenOptions::new();
     #[cfg(unix)]
     {

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use super::{KcError, Keychain, OpenConfig};
+use super::{Keychain, OpenConfig};
 
 /// The largest payload of one `user` key.
 pub(crate) const MAX_PAYLOAD: usize = 32767;
@@ -18,6 +18,7 @@ pub(crate) const MAX_PAYLOAD: usize = 32767;
 #[cfg(target_os = "linux")]
 mod imp {
     use super::*;
+    use crate::keychain::KcError;
     use linux_keyutils::{KeyError, KeyPermissionsBuilder, KeyRing, KeyRingIdentifier, Permission};
     use zeroize::Zeroizing;
 
