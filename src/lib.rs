@@ -63,6 +63,7 @@ mod lock;
 mod metadata;
 mod model;
 mod names;
+mod repair;
 mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -29,6 +29,9 @@ pub(crate) enum Mode {
 impl FileLock {
     /// Take a lock on `path` (created 0600 if missing), waiting at most `timeout`.
     pub(crate) fn acquire(path: &Path, mode: Mode, timeout: Duration) -> Result<FileLock> {
+        if std::fs::symlink_metadata(path).is_ok() {
+            files::check_safe(path, false)?;
+        }
         let file = files::private_options()
             .read(true)
             .write(true)

@@ -20,6 +20,7 @@ use crate::lock::{FileLock, Mode};
 use crate::metadata::{Metadata, ProfileInfo, SecretRef};
 use crate::model::{TokenInfo, parse_rfc3339};
 use crate::names;
+pub use crate::repair::{Problem, Report};
 
 /// The metadata file's name inside the store directory.
 pub const METADATA_FILE: &str = "metadata.json";
@@ -192,117 +193,6 @@ impl std::fmt::Debug for TokenStore {
     }
 }
 
-/// One problem found by [`TokenStore::verify`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Problem {
-    /// The metadata file does not parse.
-    MetadataCorrupt {
-        /// Why.
-        reason: String,
-    },
-    /// The metadata file is from a newer format; it is never touched.
-    MetadataTooNew {
-        /// The version found.
-        found: u64,
-    },
-    /// A store file or directory is unsafe; never fixed automatically.
-    Unsafe {
-        /// The path.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
-    /// A listed profile's secrets are not in the keychain.
-    SecretMissing {
-        /// The profile key.
-        profile: String,
-    },
-    /// A listed profile's keychain item does not decode.
-    SecretUnreadable {
-        /// The profile key.
-        profile: String,
-        /// Why (never content).
-        reason: String,
-    },
-    /// A listed profile's envelope has another format version.
-    VersionMismatch {
-        /// The profile key.
-        profile: String,
-        /// What was found.
-        found: String,
-    },
-    /// A listed profile's secrets are in another backend than this store's.
-    OtherBackend {
-        /// The profile key.
-        profile: String,
-        /// The backend named in the metadata.
-        held_by: String,
-    },
-    /// A keychain item of this store that no profile owns.
-    Orphan {
-        /// The item's account name (no secret).
-        account: String,
-    },
-}
-
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Problem::MetadataCorrupt { reason } => write!(f, "metadata is corrupt: {reason}"),
-            Problem::MetadataTooNew { found } => {
-                write!(
-                    f,
-                    "metadata format version {found} is newer than this rctoken"
-                )
-            }
-            Problem::Unsafe { path, reason } => write!(f, "{} is unsafe: {reason}", path.display()),
-            Problem::SecretMissing { profile } => {
-                write!(f, "profile `{profile}`: secret missing from the keychain")
-            }
-            Problem::SecretUnreadable { profile, reason } => {
-                write!(f, "profile `{profile}`: keychain item unreadable: {reason}")
-            }
-            Problem::VersionMismatch { profile, found } => {
-                write!(
-                    f,
-                    "profile `{profile}`: envelope version mismatch ({found})"
-                )
-            }
-            Problem::OtherBackend { profile, held_by } => {
-                write!(
-                    f,
-                    "profile `{profile}`: secrets are in the {held_by} backend"
-                )
-            }
-            Problem::Orphan { account } => {
-                write!(f, "keychain item `{account}` belongs to no profile")
-            }
-        }
-    }
-}
-
-/// The outcome of [`TokenStore::verify`] or [`TokenStore::repair`].
-#[derive(Clone, Debug, Default)]
-#[non_exhaustive]
-pub struct Report {
-    /// The problems found (after a repair: those that remain).
-    pub problems: Vec<Problem>,
-    /// What a repair did, one line each.
-    pub fixed: Vec<String>,
-    /// Profiles whose secrets were checked.
-    pub profiles_checked: usize,
-    /// Whether the backend could enumerate its items (orphan detection).
-    pub orphan_scan: bool,
-}
-
-impl Report {
-    /// No problems.
-    pub fn is_clean(&self) -> bool {
-        self.problems.is_empty()
-    }
-}
-
 impl TokenStore {
     /// Open the store of `app_id` in the platform's local data directory with
     /// the automatic backend.
@@ -360,7 +250,7 @@ impl TokenStore {
         self.with_keychain(|kc, reason| Ok((kc.name().to_string(), reason.to_string())))
     }
 
-    fn keychain(&self) -> Result<Arc<dyn Keychain>> {
+    pub(crate) fn keychain(&self) -> Result<Arc<dyn Keychain>> {
         self.with_keychain(|kc, _| Ok(kc.clone()))
     }
 
@@ -387,7 +277,7 @@ impl TokenStore {
         }
     }
 
-    fn kc_err(&self, kc: &dyn Keychain, e: KcError) -> Error {
+    pub(crate) fn kc_err(&self, kc: &dyn Keychain, e: KcError) -> Error {
         match e {
             KcError::Unavailable(reason) => Error::KeychainUnavailable {
                 backend: kc.name().to_string(),
@@ -400,7 +290,7 @@ impl TokenStore {
         }
     }
 
-    fn lock_meta(&self, mode: Mode) -> Result<FileLock> {
+    pub(crate) fn lock_meta(&self, mode: Mode) -> Result<FileLock> {
         FileLock::acquire(&self.lock_path, mode, self.lock_timeout)
     }
 
@@ -411,11 +301,11 @@ impl TokenStore {
         FileLock::acquire(&path, Mode::Exclusive, self.lock_timeout)
     }
 
-    fn read_meta(&self) -> Result<Metadata> {
+    pub(crate) fn read_meta(&self) -> Result<Metadata> {
         Metadata::read(&self.meta_path)
     }
 
-    fn write_meta(&self, meta: &Metadata) -> Result<()> {
+    pub(crate) fn write_meta(&self, meta: &Metadata) -> Result<()> {
         files::write_atomic(&self.meta_path, &meta.to_bytes())
     }
 
@@ -548,7 +438,7 @@ impl TokenStore {
     }
 
     /// Best-effort deletion of items `0..count` of a generation.
-    fn delete_items(&self, kc: &dyn Keychain, key: &str, generation: &str, count: u16) {
+    pub(crate) fn delete_items(&self, kc: &dyn Keychain, key: &str, generation: &str, count: u16) {
         for index in 0..count {
             let account = names::item_account(key, generation, index);
             if let Err(e) = kc.delete(&account) {
@@ -593,40 +483,56 @@ impl TokenStore {
         })
     }
 
-    fn read_secrets(&self, kc: &dyn Keychain, info: &ProfileInfo) -> Result<envelope::Decoded> {
+    pub(crate) fn read_secrets(
+        &self,
+        kc: &dyn Keychain,
+        info: &ProfileInfo,
+    ) -> Result<envelope::Decoded> {
         let key = &info.profile;
-        if info.secret.backend != kc.name() {
-            return Err(Error::WrongBackend {
+        self.read_envelope(kc, info).map_err(|fail| match fail {
+            ReadFail::WrongBackend => Error::WrongBackend {
                 profile: key.clone(),
                 held_by: info.secret.backend.clone(),
                 backend: kc.name().to_string(),
-            });
+            },
+            ReadFail::Missing => Error::SecretMissing {
+                profile: key.clone(),
+                backend: kc.name().to_string(),
+            },
+            ReadFail::Version(reason) | ReadFail::Malformed(reason) => Error::CorruptSecret {
+                profile: key.clone(),
+                reason,
+            },
+            ReadFail::Keychain(e) => self.kc_err(kc, e),
+        })
+    }
+
+    /// Read and decode the envelope a profile's metadata points at.
+    pub(crate) fn read_envelope(
+        &self,
+        kc: &dyn Keychain,
+        info: &ProfileInfo,
+    ) -> std::result::Result<envelope::Decoded, ReadFail> {
+        let key = &info.profile;
+        if info.secret.backend != kc.name() {
+            return Err(ReadFail::WrongBackend);
         }
-        let corrupt = |reason: String| Error::CorruptSecret {
-            profile: key.clone(),
-            reason,
-        };
         let generation = u64::from_str_radix(&info.secret.generation, 16)
-            .map_err(|_| corrupt("bad generation in metadata".into()))?;
+            .map_err(|_| ReadFail::Malformed("bad generation in metadata".into()))?;
         let mut items = Vec::with_capacity(info.secret.items as usize);
         for index in 0..info.secret.items {
             let account = names::item_account(key, &info.secret.generation, index);
             match kc.get(&account) {
                 Ok(Some(item)) => items.push(item),
-                Ok(None) => {
-                    return Err(Error::SecretMissing {
-                        profile: key.clone(),
-                        backend: kc.name().to_string(),
-                    });
-                }
-                Err(e) => return Err(self.kc_err(kc, e)),
+                Ok(None) => return Err(ReadFail::Missing),
+                Err(e) => return Err(ReadFail::Keychain(e)),
             }
         }
-        let envelope = envelope::join(&items, generation).map_err(|e| corrupt(e.to_string()))?;
+        let envelope = envelope::join(&items, generation)?;
         drop(items);
-        let decoded = envelope::decode(&envelope).map_err(|e| corrupt(e.to_string()))?;
+        let decoded = envelope::decode(&envelope)?;
         if decoded.key != *key || decoded.generation != generation {
-            return Err(corrupt(
+            return Err(ReadFail::Malformed(
                 "the item belongs to another profile or save".into(),
             ));
         }
@@ -798,223 +704,6 @@ impl TokenStore {
         let info = self.save_locked(&new, &key, None, false)?;
         Ok(StoredToken { token: new, info })
     }
-
-    /// Check the store: metadata parses and is safe, each profile's secret is
-    /// present and decodes, and no item of this store's namespace is orphaned.
-    /// Changes nothing.
-    ///
-    /// # Errors
-    /// [`Error::KeychainUnavailable`], [`Error::LockTimeout`]; everything else
-    /// is reported as a [`Problem`].
-    pub fn verify(&self) -> Result<Report> {
-        let _lock = self.lock_meta(Mode::Shared)?;
-        self.check(&mut Vec::new())
-    }
-
-    fn check(&self, owned: &mut Vec<String>) -> Result<Report> {
-        let mut report = Report::default();
-        let meta = match self.read_meta() {
-            Ok(m) => m,
-            Err(e) => {
-                report.problems.push(meta_problem(e)?);
-                return Ok(report);
-            }
-        };
-        let kc = self.keychain()?;
-        for info in meta.profiles.values() {
-            if info.secret.backend != kc.name() {
-                report.problems.push(Problem::OtherBackend {
-                    profile: info.profile.clone(),
-                    held_by: info.secret.backend.clone(),
-                });
-                continue;
-            }
-            for index in 0..info.secret.items {
-                owned.push(names::item_account(
-                    &info.profile,
-                    &info.secret.generation,
-                    index,
-                ));
-            }
-            report.profiles_checked += 1;
-            if info.secret.envelope_version != ENVELOPE_VERSION {
-                report.problems.push(Problem::VersionMismatch {
-                    profile: info.profile.clone(),
-                    found: format!("metadata says version {}", info.secret.envelope_version),
-                });
-                continue;
-            }
-            match self.read_secrets(kc.as_ref(), info) {
-                Ok(_) => {}
-                Err(Error::SecretMissing { .. }) => report.problems.push(Problem::SecretMissing {
-                    profile: info.profile.clone(),
-                }),
-                Err(Error::CorruptSecret { reason, .. }) if reason.contains("version") => {
-                    report.problems.push(Problem::VersionMismatch {
-                        profile: info.profile.clone(),
-                        found: reason,
-                    })
-                }
-                Err(Error::CorruptSecret { reason, .. }) => {
-                    report.problems.push(Problem::SecretUnreadable {
-                        profile: info.profile.clone(),
-                        reason,
-                    })
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        match kc.list() {
-            Ok(Some(accounts)) => {
-                report.orphan_scan = true;
-                for account in accounts {
-                    if !owned.contains(&account) {
-                        report.problems.push(Problem::Orphan { account });
-                    }
-                }
-            }
-            Ok(None) => {}
-            Err(e) => return Err(self.kc_err(kc.as_ref(), e)),
-        }
-        Ok(report)
-    }
-
-    /// Fix what [`verify`](Self::verify) finds: delete orphaned items, drop
-    /// profiles whose secrets are missing or unreadable, and move a corrupt
-    /// metadata file aside (kept as `metadata.json.corrupt-<time>`) and
-    /// rebuild it from the envelopes in the keychain. A metadata file from a
-    /// newer version, unsafe files and profiles of other backends are left alone.
-    ///
-    /// # Errors
-    /// As [`verify`](Self::verify), plus I/O errors writing the metadata.
-    pub fn repair(&self) -> Result<Report> {
-        let _lock = self.lock_meta(Mode::Exclusive)?;
-        let mut owned = Vec::new();
-        let found = self.check(&mut owned)?;
-        let mut fixed = Vec::new();
-        if let Some(Problem::MetadataCorrupt { .. }) = found.problems.first() {
-            let aside = files::move_aside(&self.meta_path, self.clock.now().unix_timestamp())?;
-            fixed.push(format!("moved the corrupt metadata to {}", aside.display()));
-            let rebuilt = self.rebuild()?;
-            fixed.push(format!(
-                "rebuilt metadata with {} profile(s) from the keychain",
-                rebuilt
-            ));
-        } else if !found.problems.is_empty() {
-            let kc = self.keychain()?;
-            let mut meta = self.read_meta()?;
-            for problem in &found.problems {
-                match problem {
-                    Problem::SecretMissing { profile }
-                    | Problem::SecretUnreadable { profile, .. }
-                    | Problem::VersionMismatch { profile, .. } => {
-                        if let Some(info) = meta.profiles.remove(profile) {
-                            self.delete_items(
-                                kc.as_ref(),
-                                profile,
-                                &info.secret.generation,
-                                info.secret.items,
-                            );
-                            fixed.push(format!("dropped profile `{profile}` ({problem})"));
-                        }
-                    }
-                    Problem::Orphan { account } => match kc.delete(account) {
-                        Ok(_) => fixed.push(format!("deleted orphaned keychain item `{account}`")),
-                        Err(e) => return Err(self.kc_err(kc.as_ref(), e)),
-                    },
-                    _ => {}
-                }
-            }
-            if meta
-                .active
-                .as_ref()
-                .is_some_and(|a| !meta.profiles.contains_key(a))
-            {
-                meta.set_active(None);
-            }
-            self.write_meta(&meta)?;
-        }
-        let mut after = self.check(&mut Vec::new())?;
-        after.fixed = fixed;
-        Ok(after)
-    }
-
-    /// Rebuild metadata from the envelopes in the keychain. The newest save of
-    /// each profile wins; older generations are deleted. No profile is active.
-    fn rebuild(&self) -> Result<usize> {
-        let kc = self.keychain()?;
-        let mut meta = Metadata::new();
-        let accounts = kc
-            .list()
-            .map_err(|e| self.kc_err(kc.as_ref(), e))?
-            .unwrap_or_default();
-        let mut losers = Vec::new();
-        for account in &accounts {
-            let Some((key, generation, 0)) = names::parse_account(account) else {
-                continue;
-            };
-            let Ok(Some(first)) = kc.get(account) else {
-                continue;
-            };
-            let Some(count) = first.get(15..17).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
-                continue;
-            };
-            let mut candidate = ProfileInfo {
-                profile: key.clone(),
-                active: false,
-                ..placeholder_info()
-            };
-            candidate.secret = SecretRef {
-                backend: kc.name().to_string(),
-                generation: generation.clone(),
-                items: count,
-                envelope_version: ENVELOPE_VERSION,
-            };
-            let Ok(decoded) = self.read_secrets(kc.as_ref(), &candidate) else {
-                losers.push((key, generation, count));
-                continue;
-            };
-            let Ok(mut info) = serde_json::from_slice::<ProfileInfo>(&decoded.record) else {
-                losers.push((key, generation, count));
-                continue;
-            };
-            info.profile = key.clone();
-            info.secret = candidate.secret;
-            match meta.profiles.get(&key) {
-                Some(existing) if existing.obtained_at >= info.obtained_at => {
-                    losers.push((key, generation, count));
-                }
-                _ => {
-                    if let Some(old) = meta.profiles.insert(key.clone(), info) {
-                        losers.push((key, old.secret.generation, old.secret.items));
-                    }
-                }
-            }
-        }
-        // Labels must stay unique: drop duplicates rather than guess.
-        let mut seen = std::collections::HashSet::new();
-        for info in meta.profiles.values_mut() {
-            if let Some(l) = &info.label
-                && !seen.insert(l.clone())
-            {
-                info.label = None;
-            }
-        }
-        self.write_meta(&meta)?;
-        for (key, generation, count) in losers {
-            self.delete_items(kc.as_ref(), &key, &generation, count);
-        }
-        Ok(meta.profiles.len())
-    }
-}
-
-fn meta_problem(e: Error) -> Result<Problem> {
-    Ok(match e {
-        Error::CorruptMetadata { reason, .. } => Problem::MetadataCorrupt { reason },
-        Error::UnsupportedVersion { found, .. } => Problem::MetadataTooNew { found },
-        Error::UnsafeStore { path, reason } => Problem::Unsafe { path, reason },
-        other => return Err(other),
-    })
 }
 
 fn resolve_or_active(meta: &Metadata, key_or_label: Option<&str>) -> Result<String> {
@@ -1036,36 +725,6 @@ fn check_label_free(meta: &Metadata, key: &str, label: &str) -> Result<()> {
         });
     }
     Ok(())
-}
-
-fn placeholder_info() -> ProfileInfo {
-    ProfileInfo {
-        profile: String::new(),
-        active: false,
-        label: None,
-        owner_id: None,
-        endpoint_id: None,
-        scope: String::new(),
-        token_type: crate::TokenType::Bearer,
-        expires_in: 0,
-        refresh_token_expires_in: None,
-        session_expires_in: None,
-        session_expiration_time: None,
-        session_id: None,
-        session_idle_timeout: None,
-        obtained_at: OffsetDateTime::UNIX_EPOCH,
-        access_token_expires_at: OffsetDateTime::UNIX_EPOCH,
-        refresh_token_expires_at: None,
-        session_expires_at: None,
-        has_refresh_token: false,
-        has_id_token: false,
-        secret: SecretRef {
-            backend: String::new(),
-            generation: String::new(),
-            items: 0,
-            envelope_version: ENVELOPE_VERSION,
-        },
-    }
 }
 
 /// The non-secret record of a token saved at `now`.
@@ -1150,5 +809,23 @@ fn token_from(info: &ProfileInfo, s: envelope::Decoded) -> TokenInfo {
         session_expiration_time: info.session_expiration_time.clone(),
         session_id: info.session_id.clone(),
         session_idle_timeout: info.session_idle_timeout,
+    }
+}
+
+/// Why a profile's envelope could not be read.
+pub(crate) enum ReadFail {
+    WrongBackend,
+    Missing,
+    Version(String),
+    Malformed(String),
+    Keychain(KcError),
+}
+
+impl From<envelope::EnvelopeError> for ReadFail {
+    fn from(e: envelope::EnvelopeError) -> Self {
+        match e {
+            envelope::EnvelopeError::Version(m) => ReadFail::Version(m),
+            envelope::EnvelopeError::Malformed(m) => ReadFail::Malformed(m),
+        }
     }
 }
