@@ -1,4 +1,5 @@
-//! File locks: the only module that calls `File::lock*`.
+//! File locks: the only module that calls `File::lock*` (enforced by
+//! clippy's `disallowed_methods`, see `.clippy.toml`).
 //!
 //! Locks live on separate, stable lock files (the metadata file is replaced
 //! by rename and cannot carry one). They use std's `File::try_lock` /
@@ -6,12 +7,15 @@
 //! backoff until a deadline, so waiting is always bounded. A lock is released
 //! when its [`FileLock`] drops.
 
+#![allow(clippy::disallowed_methods)]
+
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::files;
+
 
 /// A held lock; released on drop.
 #[derive(Debug)]
