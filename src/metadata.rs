@@ -120,21 +120,35 @@ impl Metadata {
             path: path.to_path_buf(),
             reason,
         };
-        let value: serde_json::Value =
-            serde_json::from_slice(bytes).map_err(|e| corrupt(format!("not valid JSON ({e})")))?;
-        let version = value
-            .get("format_version")
-            .and_then(serde_json::Value::as_u64)
-            .ok_or_else(|| corrupt("no numeric `format_version`".into()))?;
-        if version > FORMAT_VERSION {
+        // One typed parse on the hot path; only a failure pays for a second
+        // look to tell a newer format from a damaged file.
+        let mut meta: Metadata = match serde_json::from_slice(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                #[derive(Deserialize)]
+                struct VersionOnly {
+                    format_version: u64,
+                }
+                return Err(match serde_json::from_slice::<VersionOnly>(bytes) {
+                    Ok(v) if v.format_version > FORMAT_VERSION => Error::UnsupportedVersion {
+                        path: path.to_path_buf(),
+                        found: v.format_version,
+                        supported: FORMAT_VERSION,
+                    },
+                    _ => corrupt(e.to_string()),
+                });
+            }
+        };
+        if meta.format_version > FORMAT_VERSION {
             return Err(Error::UnsupportedVersion {
                 path: path.to_path_buf(),
-                found: version,
+                found: meta.format_version,
                 supported: FORMAT_VERSION,
             });
         }
-        let mut meta: Metadata =
-            serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
+        if meta.format_version == 0 {
+            return Err(corrupt("`format_version` 0 is not a valid version".into()));
+        }
         if let Some(active) = &meta.active
             && !meta.profiles.contains_key(active)
         {
