@@ -1,0 +1,334 @@
+//! Shared test support: one test body, three real backends.
+//!
+//! [`backend_tests!`] turns each `fn name(t: &Ctx) { … }` into a module with
+//! one `#[test]` per backend: the real Secret Service (`secret_service`),
+//! real kernel keyutils (`keyutils`) and the in-memory backend (`memory`).
+//! Each [`Ctx`] has its own app id (test name + backend + pid), its own
+//! temp directory and a [`ManualClock`]; [`Ctx::finish`] calls `remove_all`
+//! and checks the namespace is empty, and `Drop` cleans up after a failure.
+//!
+//! Secret Service tests need `DBUS_SESSION_BUS_ADDRESS` (CI runs the suite
+//! under `scripts/with-keyring.sh`); without it they fail, never skip.
+#![allow(dead_code)]
+
+pub mod child;
+pub mod faulty;
+pub mod raw;
+pub mod tokens;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rctoken::{Backend, ManualClock, MemoryKeychain, StoreBuilder, TokenStore};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+pub use raw::Raw;
+
+/// One of the three backends every generic test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    SecretService,
+    Keyutils,
+    Memory,
+}
+
+impl Kind {
+    /// The backend's name as metadata records it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::SecretService => "secret-service",
+            Kind::Keyutils => "keyutils",
+            Kind::Memory => "memory",
+        }
+    }
+    /// Whether a test can see and change its items from outside the store.
+    pub fn has_raw(self) -> bool {
+        self != Kind::Memory
+    }
+}
+
+/// The clock every test store starts at: 2025-06-01T12:00:00Z.
+pub fn t0() -> OffsetDateTime {
+    at("2025-06-01T12:00:00Z")
+}
+
+/// Parse an RFC 3339 instant.
+pub fn at(s: &str) -> OffsetDateTime {
+    OffsetDateTime::parse(s, &Rfc3339).expect("RFC 3339 instant")
+}
+
+/// Fail loudly when the Secret Service cannot be reached.
+pub fn require_session_bus() {
+    assert!(
+        std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
+        "DBUS_SESSION_BUS_ADDRESS is unset: the Secret Service tests need a session bus \
+         with an unlocked keyring. Run them as `scripts/with-keyring.sh cargo test`."
+    );
+}
+
+/// A unique, valid app id for `test` on `kind`.
+pub fn app_id(test: &str, backend: &str) -> String {
+    let mut h: u32 = 2166136261;
+    for b in test.bytes() {
+        h = (h ^ u32::from(b)).wrapping_mul(16777619);
+    }
+    let short: String = test
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .take(28)
+        .collect();
+    let b: String = backend.chars().take(4).collect();
+    format!("rt-{short}-{h:08x}-{b}-{}", std::process::id())
+}
+
+/// One test's store, directory, clock and keychain.
+pub struct Ctx {
+    pub kind: Kind,
+    pub test: String,
+    pub app: String,
+    pub tmp: tempfile::TempDir,
+    pub clock: Arc<ManualClock>,
+    /// The keychain of the memory backend (shared by every store of the test).
+    pub memory: MemoryKeychain,
+    pub store: TokenStore,
+    finished: bool,
+}
+
+impl Ctx {
+    pub fn new(kind: Kind, test: &str) -> Ctx {
+        if kind == Kind::SecretService {
+            require_session_bus();
+        }
+        let app = app_id(test, kind.name());
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let clock = Arc::new(ManualClock::new(t0()));
+        let memory = MemoryKeychain::new();
+        let store = builder(&app, kind, &memory, &clock)
+            .dir(tmp.path().join("store"))
+            .open()
+            .expect("open store");
+        Ctx {
+            kind,
+            test: test.to_string(),
+            app,
+            tmp,
+            clock,
+            memory,
+            store,
+            finished: false,
+        }
+    }
+
+    /// The backend value for this test (memory: the test's shared keychain).
+    pub fn backend(&self) -> Backend {
+        backend(self.kind, &self.memory)
+    }
+
+    /// A builder for another store of this test: same app id, clock and keychain.
+    pub fn builder(&self) -> StoreBuilder {
+        builder(&self.app, self.kind, &self.memory, &self.clock)
+    }
+
+    /// Another store object on the same directory (as another process would open it).
+    pub fn reopen(&self) -> TokenStore {
+        self.builder().dir(self.dir()).open().expect("reopen store")
+    }
+
+    /// A store of the same app and keychain but another directory.
+    pub fn elsewhere(&self, name: &str) -> TokenStore {
+        self.builder()
+            .dir(self.tmp.path().join(name))
+            .open()
+            .expect("open second store")
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        self.store.dir().to_path_buf()
+    }
+
+    pub fn meta_path(&self) -> PathBuf {
+        self.store.metadata_path().to_path_buf()
+    }
+
+    /// The metadata file's bytes (empty if absent).
+    pub fn meta_bytes(&self) -> Vec<u8> {
+        std::fs::read(self.store.metadata_path()).unwrap_or_default()
+    }
+
+    /// The metadata file as JSON.
+    pub fn meta_json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.meta_bytes()).expect("metadata is JSON")
+    }
+
+    /// The keychain service name of this test's namespace.
+    pub fn service(&self) -> String {
+        format!("rctoken:{}", self.app)
+    }
+
+    /// Raw access to this test's namespace (not for the memory backend).
+    pub fn raw(&self) -> Raw {
+        match self.kind {
+            Kind::SecretService => Raw::secret_service(&self.service()),
+            Kind::Keyutils => Raw::keyutils(&self.service()),
+            Kind::Memory => panic!("the memory backend has no raw access"),
+        }
+    }
+
+    /// The accounts of this namespace, observed from outside the store:
+    /// `secret-tool`/`keyctl` for the real backends, `verify`'s orphan list
+    /// from a store with empty metadata for the memory backend.
+    pub fn accounts(&self) -> Vec<String> {
+        if self.kind.has_raw() {
+            return self.raw().accounts();
+        }
+        let probe = self.elsewhere(&format!("probe-{}", tokens::unique("p")));
+        let mut out: Vec<String> = probe
+            .verify()
+            .expect("verify")
+            .problems
+            .into_iter()
+            .filter_map(|p| match p {
+                rctoken::Problem::Orphan { account } => Some(account),
+                _ => None,
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Delete a profile's items behind the store's back.
+    pub fn delete_behind_back(&self, key: &str) {
+        if self.kind.has_raw() {
+            let raw = self.raw();
+            let accounts = raw.accounts_of(key);
+            assert!(!accounts.is_empty(), "no items for {key}");
+            for a in accounts {
+                assert!(raw.delete(&a));
+            }
+        } else {
+            // Another store that believes it owns the profile removes it.
+            let other = self.tmp.path().join(tokens::unique("copy"));
+            std::fs::create_dir(&other).expect("mkdir");
+            let mut perms = std::fs::metadata(&other).expect("stat").permissions();
+            std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o700);
+            std::fs::set_permissions(&other, perms).expect("chmod");
+            std::fs::copy(self.meta_path(), other.join(rctoken::METADATA_FILE)).expect("copy");
+            let s = self.builder().dir(&other).open().expect("open copy");
+            s.remove(key).expect("remove through the copy");
+        }
+    }
+
+    /// Remove everything and check that nothing of this test is left in the keychain.
+    pub fn finish(mut self) {
+        self.finished = true;
+        let n = self.store.remove_all();
+        assert!(n.is_ok(), "remove_all failed: {n:?}");
+        assert!(self.store.list().expect("list").is_empty());
+        assert_eq!(self.accounts(), Vec::<String>::new(), "items left behind");
+    }
+}
+
+impl Drop for Ctx {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let _ = self.store.remove_all();
+        if self.kind.has_raw() && !(self.kind == Kind::SecretService && missing_bus()) {
+            raw::try_purge(self.kind == Kind::Keyutils, &self.service());
+        }
+    }
+}
+
+fn missing_bus() -> bool {
+    std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none()
+}
+
+/// The backend value for `kind`.
+pub fn backend(kind: Kind, memory: &MemoryKeychain) -> Backend {
+    match kind {
+        Kind::SecretService => Backend::SecretService,
+        Kind::Keyutils => Backend::Keyutils,
+        Kind::Memory => Backend::Memory(memory.clone()),
+    }
+}
+
+fn builder(
+    app: &str,
+    kind: Kind,
+    memory: &MemoryKeychain,
+    clock: &Arc<ManualClock>,
+) -> StoreBuilder {
+    TokenStore::builder(app)
+        .backend(backend(kind, memory))
+        .clock(clock.clone())
+        .lock_timeout(std::time::Duration::from_secs(20))
+        .keychain_timeout(std::time::Duration::from_secs(20))
+}
+
+/// Every regular file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir") {
+            let p = e.expect("dir entry").path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Panic if any file under `dir` contains any of `secrets`.
+pub fn assert_no_secret_in_files(dir: &Path, secrets: &[&str]) {
+    for f in files_under(dir) {
+        let bytes = std::fs::read(&f).expect("read");
+        for s in secrets {
+            assert!(
+                !contains(&bytes, s.as_bytes()),
+                "{} contains a secret",
+                f.display()
+            );
+        }
+    }
+}
+
+/// Byte substring search.
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Instantiate each test body once per backend.
+#[macro_export]
+macro_rules! backend_tests {
+    ($( $(#[$meta:meta])* fn $name:ident($t:ident) $body:block )*) => {$(
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            fn body($t: &$crate::common::Ctx) $body
+            fn run(kind: $crate::common::Kind) {
+                let t = $crate::common::Ctx::new(kind, stringify!($name));
+                body(&t);
+                t.finish();
+            }
+            #[test]
+            fn secret_service() {
+                run($crate::common::Kind::SecretService)
+            }
+            #[test]
+            fn keyutils() {
+                run($crate::common::Kind::Keyutils)
+            }
+            #[test]
+            fn memory() {
+                run($crate::common::Kind::Memory)
+            }
+        }
+    )*};
+}
