@@ -1,0 +1,217 @@
+//! The files of a store on each backend: modes, the lock files, no secret
+//! bytes ever on disk, and corrupt or too-new metadata that is reported with
+//! its path and left byte-for-byte unchanged by reads and refused writes.
+
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use common::tokens::{self, Secrets};
+use common::{Ctx, assert_no_secret_in_files};
+use rctoken::{Error, SaveOptions};
+
+fn mode(p: &Path) -> u32 {
+    std::fs::symlink_metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+/// Every store operation, each expected to fail on unreadable metadata.
+fn every_operation(t: &Ctx) -> Vec<(&'static str, Error)> {
+    let s = &t.store;
+    let tok = || tokens::full("1").0;
+    let refresh = |_: &rctoken::secrecy::SecretString| -> Result<rctoken::TokenInfo, String> {
+        panic!("refresh fn must not run")
+    };
+    vec![
+        ("list", s.list().map(|_| ()).expect_err("list")),
+        ("info", s.info(None).map(|_| ()).expect_err("info")),
+        ("load", s.load("1").map(|_| ()).expect_err("load")),
+        (
+            "load_active",
+            s.load_active().map(|_| ()).expect_err("load_active"),
+        ),
+        (
+            "save",
+            s.save(&tok(), SaveOptions::new())
+                .map(|_| ())
+                .expect_err("save"),
+        ),
+        (
+            "save new",
+            s.save(&tokens::full("fresh").0, SaveOptions::new().switch(true))
+                .map(|_| ())
+                .expect_err("save new"),
+        ),
+        ("switch", s.switch("1").map(|_| ()).expect_err("switch")),
+        (
+            "set_label",
+            s.set_label("1", Some("x")).map(|_| ()).expect_err("label"),
+        ),
+        ("remove", s.remove("1").map(|_| ()).expect_err("remove")),
+        (
+            "remove_all",
+            s.remove_all().map(|_| ()).expect_err("remove_all"),
+        ),
+        (
+            "refresh",
+            s.refresh(Some("1"), Duration::from_secs(60), refresh)
+                .map(|_| ())
+                .expect_err("refresh"),
+        ),
+    ]
+}
+
+/// Replace the metadata with `bad`, check every operation fails as
+/// `expect` says and leaves the file and the keychain untouched, then restore.
+fn check_unreadable(t: &Ctx, bad: &[u8], expect: fn(&Error) -> bool) {
+    let good = t.meta_bytes();
+    let accounts = t.accounts();
+    std::fs::write(t.meta_path(), bad).expect("corrupt the metadata");
+    let path = t.meta_path().display().to_string();
+    for (op, e) in every_operation(t) {
+        assert!(expect(&e), "{op}: unexpected error {e:?}");
+        assert!(e.to_string().contains(&path), "{op}: path not named: {e}");
+        assert!(!e.hint().is_empty());
+        assert_eq!(t.meta_bytes(), bad, "{op} changed the metadata file");
+    }
+    assert_eq!(t.accounts(), accounts, "refused writes left keychain items");
+    std::fs::write(t.meta_path(), good).expect("restore");
+}
+
+fn corrupt(e: &Error) -> bool {
+    matches!(e, Error::CorruptMetadata { .. })
+}
+
+backend_tests! {
+    fn files_are_private_and_hold_no_secrets(t) {
+        let mut secrets: Vec<String> = Vec::new();
+        let mut keep = |s: Secrets| secrets.extend(s.all().map(str::to_string));
+        let (a, sa) = tokens::full("256440016");
+        t.store.save(&a, SaveOptions::new().label("work")).expect("save");
+        keep(sa);
+        let (b, sb) = tokens::full("256440016");
+        t.store.save(&b, SaveOptions::new()).expect("re-save");
+        keep(sb);
+        let (c, sc) = tokens::full("other");
+        t.store.save(&c, SaveOptions::new().switch(true)).expect("save other");
+        keep(sc);
+        t.store.switch("work").expect("switch");
+        t.store.set_label("other", Some("second")).expect("label");
+        t.clock.advance(Duration::from_secs(7200));
+        let (d, sd) = tokens::full("256440016");
+        t.store
+            .refresh(None, Duration::from_secs(60), |_| Ok::<_, String>(d))
+            .expect("refresh");
+        keep(sd);
+        t.store.remove("second").expect("remove");
+
+        let dir = t.dir();
+        assert_eq!(mode(&dir), 0o700, "store directory");
+        assert_eq!(mode(&t.meta_path()), 0o600, "metadata file");
+        assert_eq!(mode(t.store.lock_path()), 0o600, "lock file");
+        assert!(t.store.lock_path().is_file());
+        let rl = dir.join(rctoken::REFRESH_LOCK_DIR);
+        assert_eq!(mode(&rl), 0o700, "refresh lock directory");
+        for f in common::files_under(&dir) {
+            assert_eq!(mode(&f), 0o600, "{}", f.display());
+            let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+            assert!(!name.ends_with(".tmp"), "temp file left behind: {name}");
+        }
+        let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
+        assert_no_secret_in_files(&dir, &refs);
+        assert_no_secret_in_files(t.tmp.path(), &refs);
+    }
+
+    fn metadata_format(t) {
+        let (a, _) = tokens::full("256440016");
+        let info = t.store.save(&a, SaveOptions::new().label("work")).expect("save");
+        let m = t.meta_json();
+        assert_eq!(m["format_version"], 1);
+        assert_eq!(m["format_version"], rctoken::FORMAT_VERSION);
+        assert_eq!(m["active"], "256440016");
+        let p = &m["profiles"]["256440016"];
+        assert_eq!(p["label"], "work");
+        assert_eq!(p["owner_id"], "256440016");
+        assert_eq!(p["scope"], "ReadAccounts ReadMessages SMS");
+        assert_eq!(p["token_type"], "bearer");
+        assert_eq!(p["expires_in"], 3600);
+        assert_eq!(p["session_expiration_time"], "2025-06-02T12:00:00.250Z");
+        assert_eq!(p["obtained_at"], "2025-06-01T12:00:00Z");
+        assert_eq!(p["access_token_expires_at"], "2025-06-01T13:00:00Z");
+        assert_eq!(p["has_refresh_token"], true);
+        assert_eq!(p["secret"]["backend"], t.kind.name());
+        assert_eq!(p["secret"]["generation"], info.secret.generation.as_str());
+        assert_eq!(p["secret"]["items"], 1);
+        assert_eq!(p["secret"]["envelope_version"], rctoken::ENVELOPE_VERSION);
+        let g = info.secret.generation;
+        assert!(g.len() == 16 && g.bytes().all(|b| b.is_ascii_hexdigit()), "{g}");
+        for field in ["access_token", "refresh_token", "id_token"] {
+            assert!(p.get(field).is_none(), "{field} must not be in the metadata");
+        }
+        let text = String::from_utf8(t.meta_bytes()).expect("UTF-8");
+        assert!(text.ends_with('\n'));
+    }
+
+    fn garbage_metadata_is_reported_and_untouched(t) {
+        t.store.save(&tokens::full("1").0, SaveOptions::new()).expect("save");
+        check_unreadable(t, b"\x00\x01 this is not JSON {{{", corrupt);
+        check_unreadable(t, b"", corrupt);
+        check_unreadable(t, b"{\"profiles\": {}}", corrupt);
+        check_unreadable(t, b"[1, 2, 3]", corrupt);
+        // After restoring, everything works again.
+        assert_eq!(t.store.load("1").expect("load").info.profile, "1");
+    }
+
+    fn truncated_metadata_is_reported_and_untouched(t) {
+        t.store.save(&tokens::full("1").0, SaveOptions::new().label("l")).expect("save");
+        t.store.save(&tokens::full("2").0, SaveOptions::new()).expect("save");
+        let good = t.meta_bytes();
+        for cut in [1, good.len() / 3, good.len() / 2, good.len() - 3] {
+            check_unreadable(t, &good[..cut], corrupt);
+        }
+    }
+
+    fn inconsistent_metadata_is_corrupt(t) {
+        t.store.save(&tokens::full("1").0, SaveOptions::new().label("l")).expect("save");
+        t.store.save(&tokens::full("2").0, SaveOptions::new()).expect("save");
+        let good = t.meta_json();
+        let mut dangling = good.clone();
+        dangling["active"] = serde_json::json!("nobody");
+        check_unreadable(t, dangling.to_string().as_bytes(), corrupt);
+        let mut twice = good.clone();
+        twice["profiles"]["2"]["label"] = serde_json::json!("l");
+        check_unreadable(t, twice.to_string().as_bytes(), corrupt);
+        let mut no_version = good;
+        no_version.as_object_mut().expect("object").remove("format_version");
+        check_unreadable(t, no_version.to_string().as_bytes(), corrupt);
+    }
+
+    fn future_format_version_is_refused_and_untouched(t) {
+        t.store.save(&tokens::full("1").0, SaveOptions::new()).expect("save");
+        let mut m = t.meta_json();
+        m["format_version"] = serde_json::json!(2);
+        m["something_new"] = serde_json::json!({"x": 1});
+        check_unreadable(t, m.to_string().as_bytes(), |e| {
+            matches!(e, Error::UnsupportedVersion { found: 2, supported: 1, .. })
+        });
+        // Even a newer file that would not parse as version 1 is "too new".
+        check_unreadable(t, br#"{"format_version": 7, "profiles": "changed shape"}"#, |e| {
+            matches!(e, Error::UnsupportedVersion { found: 7, .. })
+        });
+    }
+
+    fn missing_metadata_is_an_empty_store(t) {
+        assert!(t.store.list().expect("list").is_empty());
+        assert!(matches!(t.store.load("x"), Err(Error::NoSuchProfile(_))));
+        assert!(!t.meta_path().exists(), "reads create no metadata file");
+        t.store.save(&tokens::full("1").0, SaveOptions::new()).expect("save");
+        assert!(t.meta_path().exists());
+    }
+}
