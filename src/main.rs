@@ -1,7 +1,9 @@
-//! The `rctoken` command-line tool.
+//! The `rctoken` command-line tool. The contract (commands, output, exit
+//! codes) is documented in `docs/cli.md`; the code lives in `src/cli/`.
+#![forbid(unsafe_code)]
+
+mod cli;
+
 fn main() {
-    std::process::exit(rctoken_cli_stub());
-}
-fn rctoken_cli_stub() -> i32 {
-    0
+    std::process::exit(cli::main());
 }

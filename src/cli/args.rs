@@ -1,0 +1,250 @@
+//! The command line as clap sees it: global options, commands, and the help
+//! texts (including the exit code table).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const ABOUT: &str = "Keep RingCentral OAuth tokens in the OS keychain, one profile per extension";
+
+const LONG_ABOUT: &str = "\
+Keep RingCentral OAuth tokens in the OS keychain, one profile per extension.
+
+The access, refresh and id tokens go into the keychain (Secret Service or
+kernel keyutils on Linux, Keychain on macOS, Credential Manager on Windows);
+everything else goes into a small locked JSON file. PROFILE is a profile key
+(the token's owner_id, or the --profile given at import) or a label; left
+out, it means the active profile.";
+
+/// Shown after every help text.
+pub const AFTER_HELP: &str = "\
+Exit codes:
+  0  success
+  1  anything else (I/O error, refresher command failed, store drift found by doctor)
+  2  usage error
+  3  no such profile, or none active
+  4  token not valid long enough, or login required
+  5  keychain unavailable, locked, or not answering
+  6  bad input (token JSON that does not parse or violates the model)
+  7  store files corrupt or unsafe
+
+Environment: RCTOKEN_APP, RCTOKEN_BACKEND and RCTOKEN_DIR set the defaults of
+--app, --backend and --dir. See docs/cli.md for examples.";
+
+/// The whole command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "rctoken",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_help = AFTER_HELP,
+    color = clap::ColorChoice::Never,
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Application id: names the keychain namespace (rctoken:<ID>) and the default metadata directory
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "RCTOKEN_APP",
+        default_value = "rctoken",
+        value_name = "ID"
+    )]
+    pub app: String,
+
+    /// Keychain backend
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "RCTOKEN_BACKEND",
+        default_value = "auto",
+        value_enum,
+        value_name = "BACKEND"
+    )]
+    pub backend: BackendArg,
+
+    /// Metadata directory (created with mode 0700) [default: the platform's local data directory for ID]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "RCTOKEN_DIR",
+        value_name = "PATH"
+    )]
+    pub dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `--backend` values; `memory` is hidden (tests only: it lives for one process).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// macOS Keychain / Windows Credential Manager; on Linux the Secret Service if it answers, else keyutils
+    Auto,
+    /// freedesktop Secret Service over D-Bus (GNOME Keyring, KWallet)
+    SecretService,
+    /// Linux kernel keyutils, user keyring (cleared at reboot)
+    Keyutils,
+    /// macOS Keychain
+    MacosKeychain,
+    /// Windows Credential Manager
+    WindowsCredentialManager,
+    /// In-process keychain for tests; forgotten when the command exits
+    #[value(hide = true)]
+    Memory,
+}
+
+impl BackendArg {
+    /// The name the library's `Backend::from_name` understands.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendArg::Auto => "auto",
+            BackendArg::SecretService => "secret-service",
+            BackendArg::Keyutils => "keyutils",
+            BackendArg::MacosKeychain => "macos-keychain",
+            BackendArg::WindowsCredentialManager => "windows-credential-manager",
+            BackendArg::Memory => "memory",
+        }
+    }
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Save a token endpoint response (JSON) from FILE or stdin as a profile
+    #[command(after_help = AFTER_HELP)]
+    Import(ImportArgs),
+    /// List the profiles (never touches the keychain)
+    #[command(after_help = AFTER_HELP)]
+    List(ListArgs),
+    /// Make PROFILE the active profile
+    #[command(after_help = AFTER_HELP)]
+    Switch(SwitchArgs),
+    /// Show everything non-secret about a profile, and where its secrets are
+    #[command(after_help = AFTER_HELP)]
+    Status(StatusArgs),
+    /// Print the access token and a newline, and nothing else
+    #[command(after_help = AFTER_HELP)]
+    Token(TokenArgs),
+    /// Print the token as token endpoint JSON, secrets included (needs --reveal)
+    #[command(after_help = AFTER_HELP)]
+    Export(ExportArgs),
+    /// Delete a profile's secrets from the keychain and its metadata
+    #[command(after_help = AFTER_HELP)]
+    Logout(LogoutArgs),
+    /// Check the store: backend, files, lock, metadata, secrets (--fix repairs)
+    #[command(after_help = AFTER_HELP)]
+    Doctor(DoctorArgs),
+}
+
+/// A profile key or label given on the command line.
+fn profile_name(s: &str) -> Result<String, String> {
+    if s.chars().count() > rctoken::MAX_NAME_CHARS {
+        return Err(format!(
+            "longer than {} characters",
+            rctoken::MAX_NAME_CHARS
+        ));
+    }
+    if s.chars().any(char::is_control) {
+        return Err("contains a control character".into());
+    }
+    Ok(s.to_string())
+}
+
+/// `rctoken import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Token JSON file; `-` or absent reads stdin (at most 1 MiB)
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Profile key [default: the token's owner_id]
+    #[arg(long, value_name = "NAME", value_parser = profile_name)]
+    pub profile: Option<String>,
+    /// Set the profile's label (otherwise a re-imported profile keeps its label)
+    #[arg(long, value_name = "LABEL", value_parser = profile_name)]
+    pub label: Option<String>,
+    /// Do not make the profile active (the first profile is active anyway)
+    #[arg(long)]
+    pub no_switch: bool,
+}
+
+/// `rctoken list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print a JSON array instead of one line per profile
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `rctoken switch`.
+#[derive(Debug, Args)]
+pub struct SwitchArgs {
+    /// Profile key or label
+    #[arg(value_parser = profile_name)]
+    pub profile: String,
+}
+
+/// `rctoken status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Profile key or label [default: the active profile]
+    #[arg(value_parser = profile_name)]
+    pub profile: Option<String>,
+    /// Print one JSON object
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `rctoken token`.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// Profile key or label [default: the active profile]
+    #[arg(value_parser = profile_name)]
+    pub profile: Option<String>,
+    /// Fail (exit 4) unless the access token stays valid this many more seconds
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub min_valid: u64,
+    /// When the access token is not valid long enough, run `sh -c CMD` with the
+    /// refresh token on its stdin and RCTOKEN_OWNER_ID in its environment; it must
+    /// print the token endpoint's JSON response. Only one process refreshes at a time.
+    #[arg(long, value_name = "CMD")]
+    pub refresh_with: Option<String>,
+}
+
+/// `rctoken export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Profile key or label [default: the active profile]
+    #[arg(value_parser = profile_name)]
+    pub profile: Option<String>,
+    /// Confirm that the output (access and refresh token) may be printed
+    #[arg(long)]
+    pub reveal: bool,
+}
+
+/// `rctoken logout`.
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// Profile key or label [default: the active profile]
+    #[arg(value_parser = profile_name)]
+    pub profile: Option<String>,
+    /// Log out every profile and delete every keychain item of this app id
+    #[arg(long, conflicts_with = "profile")]
+    pub all: bool,
+}
+
+/// `rctoken doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print one JSON object
+    #[arg(long)]
+    pub json: bool,
+    /// Repair: delete orphaned keychain items, drop profiles whose secrets are
+    /// gone, move corrupt metadata aside and rebuild it from the keychain
+    #[arg(long)]
+    pub fix: bool,
+}

@@ -1,0 +1,306 @@
+//! `rctoken doctor [--json] [--fix]`: the backend and why, the store's files
+//! and their modes, whether the lock works and the metadata parses, and per
+//! profile whether its secret is in the keychain (`TokenStore::verify`);
+//! `--fix` runs `TokenStore::repair`.
+//!
+//! Exit code: 0 healthy; 7 metadata corrupt, too new or unsafe; 5 keychain
+//! unavailable; 1 drift (missing or unreadable secrets, orphans) or a lock
+//! that cannot be taken. Expired tokens are not a fault.
+
+use std::path::Path;
+
+use rctoken::{Error, Problem, ProfileInfo, Report};
+use serde_json::{Value, json};
+
+use super::Ctx;
+use crate::cli::args::DoctorArgs;
+use crate::cli::exit::{Failure, KEYCHAIN, OK, OTHER, STORE, code_of};
+use crate::cli::output;
+
+/// What `lstat` says about one store path.
+struct Facts {
+    exists: bool,
+    kind: &'static str,
+    mode: Option<u32>,
+    uid: Option<u32>,
+}
+
+fn facts(path: &Path) -> Facts {
+    let Ok(m) = std::fs::symlink_metadata(path) else {
+        return Facts {
+            exists: false,
+            kind: "missing",
+            mode: None,
+            uid: None,
+        };
+    };
+    let kind = if m.file_type().is_symlink() {
+        "symlink"
+    } else if m.is_dir() {
+        "directory"
+    } else if m.is_file() {
+        "file"
+    } else {
+        "other"
+    };
+    #[cfg(unix)]
+    let (mode, uid) = {
+        use std::os::unix::fs::MetadataExt;
+        (Some(m.mode() & 0o7777), Some(m.uid()))
+    };
+    #[cfg(not(unix))]
+    let (mode, uid) = (None, None);
+    Facts {
+        exists: true,
+        kind,
+        mode,
+        uid,
+    }
+}
+
+impl Facts {
+    fn human(&self) -> String {
+        if !self.exists {
+            return "missing".into();
+        }
+        match (self.mode, self.uid) {
+            (Some(mode), Some(uid)) => format!("{}, mode {mode:04o}, owner uid {uid}", self.kind),
+            _ => self.kind.to_string(),
+        }
+    }
+    fn json(&self, path: &Path) -> Value {
+        json!({
+            "path": path.display().to_string(),
+            "exists": self.exists,
+            "kind": self.kind,
+            "mode": self.mode.map(|m| format!("{m:04o}")),
+            "uid": self.uid,
+        })
+    }
+}
+
+/// A profile's secret state according to a report.
+fn secret_state(report: Option<&Report>, p: &ProfileInfo) -> &'static str {
+    let Some(r) = report else {
+        return "unchecked";
+    };
+    for problem in &r.problems {
+        match problem {
+            Problem::SecretMissing { profile } if *profile == p.profile => return "missing",
+            Problem::SecretUnreadable { profile, .. } if *profile == p.profile => {
+                return "unreadable";
+            }
+            Problem::VersionMismatch { profile, .. } if *profile == p.profile => {
+                return "version-mismatch";
+            }
+            Problem::OtherBackend { profile, .. } if *profile == p.profile => {
+                return "other-backend";
+            }
+            _ => {}
+        }
+    }
+    "present"
+}
+
+fn problems_code(problems: &[Problem]) -> u8 {
+    if problems.iter().any(|p| {
+        matches!(
+            p,
+            Problem::MetadataCorrupt { .. }
+                | Problem::MetadataTooNew { .. }
+                | Problem::Unsafe { .. }
+        )
+    }) {
+        STORE
+    } else if problems.is_empty() {
+        OK
+    } else {
+        OTHER
+    }
+}
+
+pub fn run(ctx: &Ctx, a: DoctorArgs) -> Result<u8, Failure> {
+    let store = ctx.open()?;
+    // Takes the shared metadata lock and parses the metadata; no keychain.
+    let listed = store.list();
+    let lock_path = store.lock_path().to_path_buf();
+    let lock_error = match &listed {
+        Err(e @ Error::LockTimeout { .. }) => Some(e.to_string()),
+        Err(e @ (Error::Io { path, .. } | Error::UnsafeStore { path, .. }))
+            if *path == lock_path =>
+        {
+            Some(e.to_string())
+        }
+        _ => None,
+    };
+    let metadata_error = match &listed {
+        Err(e) if lock_error.is_none() => Some(e.to_string()),
+        _ => None,
+    };
+    let backend = store.backend();
+    let report = backend.as_ref().ok().map(|_| {
+        if a.fix {
+            store.repair()
+        } else {
+            store.verify()
+        }
+    });
+    let profiles = if a.fix {
+        store.list().unwrap_or_default()
+    } else {
+        listed.as_ref().map(Vec::clone).unwrap_or_default()
+    };
+    let ok_report = report.as_ref().and_then(|r| r.as_ref().ok());
+    let code = match &report {
+        Some(Ok(r)) => problems_code(&r.problems),
+        Some(Err(e)) => code_of(e),
+        None => match &listed {
+            Err(e) if code_of(e) == STORE => STORE,
+            _ => KEYCHAIN,
+        },
+    };
+    let paths = [
+        ("store dir", store.dir().to_path_buf()),
+        ("metadata file", store.metadata_path().to_path_buf()),
+        ("lock file", lock_path.clone()),
+    ];
+    let problems: Vec<String> = ok_report
+        .map(|r| r.problems.iter().map(ToString::to_string).collect())
+        .unwrap_or_default();
+    let fixed: Vec<String> = ok_report.map(|r| r.fixed.clone()).unwrap_or_default();
+    let check_error = match &report {
+        Some(Err(e)) => Some(e.to_string()),
+        _ => None,
+    };
+
+    if a.json {
+        let v = json!({
+            "healthy": code == OK,
+            "exit_code": code,
+            "app": store.app_id(),
+            "backend": {
+                "requested": store.requested_backend(),
+                "in_use": backend.as_ref().ok().map(|(n, _)| n),
+                "reason": backend.as_ref().ok().map(|(_, r)| r),
+                "error": backend.as_ref().err().map(ToString::to_string),
+            },
+            "paths": {
+                "dir": facts(&paths[0].1).json(&paths[0].1),
+                "metadata": facts(&paths[1].1).json(&paths[1].1),
+                "lock": facts(&paths[2].1).json(&paths[2].1),
+            },
+            "lock": { "ok": lock_error.is_none(), "error": lock_error },
+            "metadata": {
+                "ok": listed.is_ok(),
+                "profiles": listed.as_ref().ok().map(Vec::len),
+                "error": metadata_error,
+            },
+            "profiles": profiles.iter().map(|p| json!({
+                "profile": p.profile,
+                "secrets_backend": p.secret.backend,
+                "secret": secret_state(ok_report, p),
+            })).collect::<Vec<_>>(),
+            "orphan_scan": ok_report.map(|r| r.orphan_scan),
+            "check_error": check_error,
+            "problems": problems,
+            "fixed": fixed,
+        });
+        output::print(&output::json_text(&v))?;
+    } else {
+        let mut t = String::new();
+        let mut line = |k: &str, v: &str| t.push_str(&format!("{k:<14}{v}\n"));
+        match &backend {
+            Ok((name, reason)) => line("backend", &format!("{name} ({reason})")),
+            Err(e) => line("backend", &format!("unavailable: {e}")),
+        }
+        for (name, path) in &paths {
+            line(
+                name,
+                &format!("{} ({})", path.display(), facts(path).human()),
+            );
+        }
+        line(
+            "lock",
+            &match &lock_error {
+                None => "works (shared lock taken)".into(),
+                Some(e) => format!("FAILED: {e}"),
+            },
+        );
+        line(
+            "metadata",
+            &match (&listed, &metadata_error) {
+                (Ok(p), _) => format!(
+                    "parses, {} profile{}",
+                    p.len(),
+                    if p.len() == 1 { "" } else { "s" }
+                ),
+                (Err(_), Some(e)) => format!("FAILED: {e}"),
+                (Err(_), None) => "not checked (lock failed)".into(),
+            },
+        );
+        for p in &profiles {
+            let state = secret_state(ok_report, p);
+            line(
+                "profile",
+                &format!("{}: secret {state} ({})", p.profile, p.secret.backend),
+            );
+        }
+        if let Some(r) = ok_report {
+            line(
+                "orphans",
+                if !r.orphan_scan {
+                    "not checked (this backend cannot list its items)"
+                } else if r
+                    .problems
+                    .iter()
+                    .any(|p| matches!(p, Problem::Orphan { .. }))
+                {
+                    "found (see below)"
+                } else {
+                    "none (no keychain item without a profile)"
+                },
+            );
+        }
+        for f in &fixed {
+            line("fixed", f);
+        }
+        for p in &problems {
+            line("problem", p);
+        }
+        if let Some(e) = &check_error {
+            line("problem", &format!("could not check the keychain: {e}"));
+        }
+        t.push_str(&match code {
+            OK => "ok: no problems found\n".to_string(),
+            _ if a.fix => "not healthy: the problems above remain after repair\n".to_string(),
+            _ => "not healthy: see the problems above\n".to_string(),
+        });
+        output::print(&t)?;
+    }
+    if code == OK {
+        return Ok(OK);
+    }
+    let (what, hint) = match code {
+        STORE => (
+            "the store's files are corrupt or unsafe",
+            if a.fix {
+                "fix the file's owner and mode by hand (0700 directory, 0600 files), or upgrade rctoken"
+            } else {
+                "run `rctoken doctor --fix` to move corrupt metadata aside; fix unsafe modes by hand"
+            },
+        ),
+        KEYCHAIN => (
+            "the keychain is unavailable, so the secrets were not checked",
+            "unlock or start the keychain (or pick another with --backend), then retry",
+        ),
+        _ if a.fix => (
+            "the store still has problems after repair",
+            "see the problems above",
+        ),
+        _ => (
+            "the metadata and the keychain disagree",
+            "run `rctoken doctor --fix` to repair",
+        ),
+    };
+    Err(Failure::new(code, what, hint))
+}

@@ -1,0 +1,92 @@
+//! `rctoken import [FILE] [--profile NAME] [--label LABEL] [--no-switch]`.
+
+use std::io::IsTerminal;
+
+use rctoken::{Error, SaveOptions, TokenInfo};
+
+use super::{Ctx, label_part};
+use crate::cli::args::ImportArgs;
+use crate::cli::exit::{BAD_INPUT, Failure, OK, OTHER, USAGE};
+use crate::cli::input::{self, ReadError};
+use crate::cli::output;
+
+pub fn run(ctx: &Ctx, a: ImportArgs) -> Result<u8, Failure> {
+    // Parse before touching the store: bad input changes nothing.
+    let token = read_token(a.file.as_deref())?;
+    if a.profile.is_none() && token.owner_id.is_none() {
+        return Err(Failure::new(
+            USAGE,
+            "the token has no owner_id, so the profile needs a name",
+            "name it with --profile NAME",
+        ));
+    }
+    let mut options = SaveOptions::new().switch(!a.no_switch);
+    if let Some(p) = &a.profile {
+        options = options.profile(p);
+    }
+    if let Some(l) = &a.label {
+        options = options.label(l);
+    }
+    let store = ctx.open()?;
+    let info = store.save(&token, options).map_err(|e| match e {
+        // A profile key taken from the token's owner_id is input, not usage.
+        Error::InvalidName { what, reason } if a.profile.is_none() && what == "profile name" => {
+            Failure::new(
+                BAD_INPUT,
+                format!("the token's owner_id is not a usable profile name: {reason}"),
+                "name the profile with --profile NAME",
+            )
+        }
+        other => other.into(),
+    })?;
+    output::print(&format!(
+        "saved profile {}{}, {}\n",
+        info.profile,
+        label_part(info.label.as_deref()),
+        if info.active { "active" } else { "not active" }
+    ))?;
+    Ok(OK)
+}
+
+/// Read and parse the token JSON from FILE, or stdin for `None`/`-`.
+fn read_token(file: Option<&std::path::Path>) -> Result<TokenInfo, Failure> {
+    let bytes = match file {
+        Some(path) if path.as_os_str() != "-" => {
+            // The path is never echoed: a token pasted as FILE would end up on stderr.
+            let mut f = std::fs::File::open(path).map_err(|e| {
+                Failure::new(
+                    OTHER,
+                    format!("could not open FILE: {e}"),
+                    "check the path; pass `-` or nothing to read the JSON from stdin",
+                )
+            })?;
+            read(&mut f)?
+        }
+        _ => {
+            let stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                eprintln!("reading token JSON from stdin (end with Ctrl-D)");
+            }
+            read(&mut stdin.lock())?
+        }
+    };
+    Ok(TokenInfo::from_json(&bytes)?)
+}
+
+fn read(r: &mut impl std::io::Read) -> Result<zeroize::Zeroizing<Vec<u8>>, Failure> {
+    input::read_bounded(r).map_err(|e| match e {
+        ReadError::TooLarge => Failure::new(
+            BAD_INPUT,
+            format!(
+                "the input is larger than {} bytes (1 MiB), too large for a token response",
+                input::MAX_INPUT
+            ),
+            "pass the token endpoint's JSON response unchanged",
+        ),
+        ReadError::Io(e) => Failure::new(
+            OTHER,
+            format!("could not read the input: {e}"),
+            "check the file or pipe you are importing from",
+        ),
+    })
+}

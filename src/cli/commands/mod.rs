@@ -1,0 +1,64 @@
+//! Dispatch to the commands, and opening the store from the global options.
+
+use rctoken::{Backend, TokenStore};
+
+use super::args::{BackendArg, Cli, Command};
+use super::exit::{Failure, USAGE};
+
+mod doctor;
+mod import;
+mod list;
+mod profile;
+mod status;
+mod token;
+
+/// The global options, for commands that open the store.
+pub struct Ctx {
+    app: String,
+    backend: BackendArg,
+    dir: Option<std::path::PathBuf>,
+}
+
+impl Ctx {
+    /// Open the store (creating its directory 0700). The keychain is not
+    /// contacted until a command needs a secret.
+    pub fn open(&self) -> Result<TokenStore, Failure> {
+        let backend = Backend::from_name(self.backend.name()).ok_or_else(|| {
+            Failure::new(
+                USAGE,
+                format!("unknown backend {}", self.backend.name()),
+                "see `rctoken --help` for the backends",
+            )
+        })?;
+        let mut builder = TokenStore::builder(&self.app).backend(backend);
+        if let Some(dir) = &self.dir {
+            builder = builder.dir(dir);
+        }
+        Ok(builder.open()?)
+    }
+}
+
+/// Run one parsed command line; `Ok` carries the exit code.
+pub fn run(cli: Cli) -> Result<u8, Failure> {
+    let ctx = Ctx {
+        app: cli.app,
+        backend: cli.backend,
+        // An empty RCTOKEN_DIR means "not set".
+        dir: cli.dir.filter(|d| !d.as_os_str().is_empty()),
+    };
+    match cli.command {
+        Command::Import(a) => import::run(&ctx, a),
+        Command::List(a) => list::run(&ctx, a),
+        Command::Switch(a) => profile::switch(&ctx, a),
+        Command::Status(a) => status::run(&ctx, a),
+        Command::Token(a) => token::token(&ctx, a),
+        Command::Export(a) => token::export(&ctx, a),
+        Command::Logout(a) => profile::logout(&ctx, a),
+        Command::Doctor(a) => doctor::run(&ctx, a),
+    }
+}
+
+/// " (label work)" or "".
+fn label_part(label: Option<&str>) -> String {
+    label.map(|l| format!(" (label {l})")).unwrap_or_default()
+}

@@ -1,0 +1,195 @@
+//! Exit codes, the mapping from library errors to them, and the two-line
+//! error report ("error: what happened" / "hint: what to do") on stderr.
+
+use std::io::Write;
+
+use rctoken::Error;
+
+use super::refresher::RefresherError;
+
+/// Success.
+pub const OK: u8 = 0;
+/// Anything else.
+pub const OTHER: u8 = 1;
+/// Usage error.
+pub const USAGE: u8 = 2;
+/// No such profile, or none active.
+pub const NO_PROFILE: u8 = 3;
+/// Token not valid long enough, or login required.
+pub const NOT_VALID: u8 = 4;
+/// Keychain unavailable, locked, or not answering.
+pub const KEYCHAIN: u8 = 5;
+/// Bad input.
+pub const BAD_INPUT: u8 = 6;
+/// Store files corrupt or unsafe.
+pub const STORE: u8 = 7;
+
+/// A command that failed: its exit code and the two lines to print.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub what: String,
+    pub hint: String,
+}
+
+impl Failure {
+    pub fn new(code: u8, what: impl Into<String>, hint: impl Into<String>) -> Self {
+        Failure {
+            code,
+            what: what.into(),
+            hint: hint.into(),
+        }
+    }
+
+    /// Print the two lines on stderr and return the exit code.
+    pub fn report(&self) -> u8 {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(
+            err,
+            "error: {}\nhint: {}",
+            one_line(&self.what),
+            one_line(&self.hint)
+        );
+        self.code
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        let code = code_of(&e);
+        let hint = match &e {
+            Error::RefreshFailed { source, .. } => source
+                .downcast_ref::<RefresherError>()
+                .map(|r| r.hint().to_string())
+                .unwrap_or_else(|| e.hint()),
+            _ => e.hint(),
+        };
+        Failure::new(code, e.to_string(), hint)
+    }
+}
+
+/// The exit code of a library error (see the table in `--help`).
+pub fn code_of(e: &Error) -> u8 {
+    match e {
+        Error::NoSuchProfile(_) | Error::NoActiveProfile => NO_PROFILE,
+        // A listed profile whose secrets are gone (keyutils after a reboot)
+        // needs the same action as an expired refresh token: log in again.
+        Error::LoginRequired { .. } | Error::SecretMissing { .. } => NOT_VALID,
+        // WrongBackend: the keychain holding the secrets is not the one in use
+        // (e.g. auto fell back to keyutils without a session bus).
+        Error::KeychainUnavailable { .. } | Error::WrongBackend { .. } => KEYCHAIN,
+        Error::BadToken { .. } => BAD_INPUT,
+        Error::CorruptMetadata { .. }
+        | Error::UnsupportedVersion { .. }
+        | Error::UnsafeStore { .. }
+        | Error::CorruptSecret { .. } => STORE,
+        Error::InvalidName { .. } | Error::MissingProfileKey => USAGE,
+        Error::RefreshFailed { source, .. } => match source.downcast_ref::<RefresherError>() {
+            Some(r) if r.is_bad_output() => BAD_INPUT,
+            _ => OTHER,
+        },
+        _ => OTHER,
+    }
+}
+
+/// Replace line breaks and other control characters so a message stays on one line.
+pub fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// Turn a clap error into our two-line form (or print help/version).
+pub fn clap_failure(e: clap::Error) -> u8 {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            return OK;
+        }
+        _ => {}
+    }
+    let rendered = e.render().to_string();
+    let what = match e.kind() {
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand => {
+            "no command given".to_string()
+        }
+        _ => rendered
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map(|l| l.strip_prefix("error: ").unwrap_or(l))
+            .map(redact_quoted)
+            .unwrap_or_else(|| "invalid command line".into()),
+    };
+    let hint = match rendered
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Usage: "))
+    {
+        Some(usage) => format!("usage: {usage} (see --help)"),
+        None => "usage: rctoken [OPTIONS] <COMMAND> (see --help)".into(),
+    };
+    Failure::new(USAGE, what, hint).report()
+}
+
+/// Longest quoted value clap's message may echo; longer ones may be a token
+/// pasted in the wrong place and are replaced by their length.
+const MAX_ECHO: usize = 40;
+
+fn redact_quoted(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(start) = rest.find('\'') {
+        out.push_str(&rest[..=start]);
+        let after = &rest[start + 1..];
+        match after.find('\'') {
+            Some(end) => {
+                let quoted = &after[..end];
+                if quoted.chars().count() > MAX_ECHO {
+                    out.push_str(&format!("<{} characters>", quoted.chars().count()));
+                } else {
+                    out.push_str(quoted);
+                }
+                out.push('\'');
+                rest = &after[end + 1..];
+            }
+            None => {
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Last resort: a panic prints a generic two-line error (never the panic
+/// message, which could hold anything) and exits 1.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|_| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "error: rctoken hit an internal error (a bug)\n\
+             hint: retry; the store is crash-safe. Please report it with the command you ran"
+        );
+        std::process::exit(OTHER.into());
+    }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_quoted_values_are_redacted() {
+        let token = "U1BCMDFUMDRKV1MwMXxzLFSvXdw5PHMsVLEn_MrtcyxUsw";
+        let line = format!("unexpected argument '{token}' found");
+        let r = redact_quoted(&line);
+        assert!(!r.contains(token), "{r}");
+        assert_eq!(r, "unexpected argument '<46 characters>' found");
+        assert_eq!(
+            redact_quoted("invalid value 'x' for '--a'"),
+            "invalid value 'x' for '--a'"
+        );
+        assert_eq!(redact_quoted("it's"), "it's");
+    }
+}

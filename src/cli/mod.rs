@@ -1,0 +1,26 @@
+//! The `rctoken` command line: parsing (`args`), one module per command
+//! group (`commands`), exit codes and error reports (`exit`), rendering
+//! (`output`), bounded input (`input`) and the `--refresh-with` runner
+//! (`refresher`).
+
+mod args;
+mod commands;
+mod exit;
+mod input;
+mod output;
+mod refresher;
+
+use clap::Parser;
+
+/// Run the command line; returns the process exit code.
+pub fn main() -> i32 {
+    exit::install_panic_hook();
+    let cli = match args::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return exit::clap_failure(e).into(),
+    };
+    match commands::run(cli) {
+        Ok(code) => code.into(),
+        Err(failure) => failure.report().into(),
+    }
+}

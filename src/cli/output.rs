@@ -1,0 +1,155 @@
+//! Rendering: relative times ("in 43m", "expired 2h ago"), RFC 3339
+//! instants, the JSON form of a profile, and writing to stdout — secrets
+//! straight from their zeroized buffer, bypassing stdout's buffer.
+
+use std::io::Write;
+
+use rctoken::ProfileInfo;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::exit::{Failure, OTHER};
+
+/// An instant as an RFC 3339 UTC string.
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
+/// A span of seconds, at most two units: "45s", "43m", "1h 12m", "6d 23h".
+pub fn span(secs: i64) -> String {
+    let s = secs.unsigned_abs();
+    let (d, h, m) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60);
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{m}m"),
+        3600..86_400 if m == 0 => format!("{h}h"),
+        3600..86_400 => format!("{h}h {m}m"),
+        _ if h == 0 => format!("{d}d"),
+        _ => format!("{d}d {h}h"),
+    }
+}
+
+/// "in 43m", or "expired 2h ago".
+pub fn relative(at: OffsetDateTime, now: OffsetDateTime) -> String {
+    let left = at - now;
+    match (left.is_positive(), left.whole_seconds()) {
+        (true, 0) => "in less than 1s".into(),
+        (true, secs) => format!("in {}", span(secs)),
+        (false, 0) => "expired just now".into(),
+        (false, secs) => format!("expired {} ago", span(secs)),
+    }
+}
+
+/// Seconds from `now` until `at` (negative once past).
+pub fn remaining(at: OffsetDateTime, now: OffsetDateTime) -> i64 {
+    (at - now).whole_seconds()
+}
+
+/// The refresh token's state in words.
+pub fn refresh_state(p: &ProfileInfo, now: OffsetDateTime) -> String {
+    match (p.has_refresh_token, p.refresh_token_expires_at) {
+        (false, _) => "none".into(),
+        (true, None) => "no expiry given".into(),
+        (true, Some(at)) => relative(at, now),
+    }
+}
+
+/// The fields `list --json` prints for each profile (never a secret).
+pub fn profile_json(p: &ProfileInfo) -> Value {
+    json!({
+        "profile": p.profile,
+        "owner_id": p.owner_id,
+        "label": p.label,
+        "active": p.active,
+        "scope": p.scope,
+        "endpoint_id": p.endpoint_id,
+        "access_token_expires_at": rfc3339(p.access_token_expires_at),
+        "refresh_token_expires_at": p.refresh_token_expires_at.map(rfc3339),
+        "session_expires_at": p.session_expires_at.map(rfc3339),
+        "obtained_at": rfc3339(p.obtained_at),
+        "has_refresh_token": p.has_refresh_token,
+        "has_id_token": p.has_id_token,
+        "secrets_backend": p.secret.backend,
+    })
+}
+
+/// Pretty JSON plus a newline.
+pub fn json_text(v: &Value) -> String {
+    let mut s = serde_json::to_string_pretty(v).unwrap_or_else(|_| "null".into());
+    s.push('\n');
+    s
+}
+
+fn stdout_failure(e: std::io::Error) -> Failure {
+    Failure::new(
+        OTHER,
+        format!("could not write to stdout: {e}"),
+        "check where the output goes (a closed pipe, a full disk)",
+    )
+}
+
+/// Write non-secret text to stdout.
+pub fn print(text: &str) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|_| out.flush())
+        .map_err(stdout_failure)
+}
+
+/// Write secret bytes to stdout with one `write_all` on a duplicate of the
+/// stdout descriptor, so they never pass through stdout's (never freed,
+/// never zeroized) buffer.
+pub fn print_secret(bytes: &[u8]) -> Result<(), Failure> {
+    std::io::stdout().flush().map_err(stdout_failure)?;
+    raw_stdout()
+        .and_then(|mut f| f.write_all(bytes))
+        .map_err(stdout_failure)
+}
+
+#[cfg(unix)]
+fn raw_stdout() -> std::io::Result<std::fs::File> {
+    use std::os::fd::AsFd;
+    Ok(std::fs::File::from(
+        std::io::stdout().as_fd().try_clone_to_owned()?,
+    ))
+}
+
+#[cfg(windows)]
+fn raw_stdout() -> std::io::Result<std::fs::File> {
+    use std::os::windows::io::AsHandle;
+    Ok(std::fs::File::from(
+        std::io::stdout().as_handle().try_clone_to_owned()?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_use_at_most_two_units() {
+        assert_eq!(span(0), "0s");
+        assert_eq!(span(59), "59s");
+        assert_eq!(span(43 * 60 + 59), "43m");
+        assert_eq!(span(7200), "2h");
+        assert_eq!(span(7200 + 300), "2h 5m");
+        assert_eq!(span(604_800), "7d");
+        assert_eq!(span(604_799), "6d 23h");
+        assert_eq!(span(-7200), "2h");
+    }
+
+    #[test]
+    fn relative_times_read_naturally() {
+        let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        assert_eq!(relative(now + time::Duration::minutes(43), now), "in 43m");
+        assert_eq!(
+            relative(now - time::Duration::hours(2), now),
+            "expired 2h ago"
+        );
+        assert_eq!(relative(now, now), "expired just now");
+        assert_eq!(rfc3339(now), "2023-11-14T22:13:20Z");
+    }
+}
