@@ -1,0 +1,192 @@
+//! Property tests of the metadata parser, through a real store directory:
+//! whatever bytes `metadata.json` holds (random bytes, arbitrary JSON,
+//! well-formed documents with fields of the wrong type, byte flips and
+//! truncations of a valid file), `list()` never panics and returns either
+//! the profiles or `CorruptMetadata` / `UnsupportedVersion` naming the file,
+//! and never rewrites the file.
+//!
+//! 256 cases per property by default (`PROPTEST_CASES` overrides).
+
+use proptest::prelude::*;
+use rctoken::{Backend, Error, MemoryKeychain, SaveOptions, TokenInfo, TokenStore};
+use serde_json::{Map, Value};
+
+fn check(bytes: &[u8]) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let store = TokenStore::builder("prop-meta")
+        .dir(tmp.path())
+        .backend(Backend::Memory(MemoryKeychain::new()))
+        .open()
+        .expect("opens");
+    let path = store.metadata_path().to_path_buf();
+    std::fs::write(&path, bytes).expect("writes");
+    // A panic here fails the property (proptest catches and shrinks it).
+    match store.list() {
+        Ok(profiles) => {
+            let active = profiles.iter().filter(|p| p.active).count();
+            assert!(active <= 1, "at most one active profile");
+        }
+        Err(Error::CorruptMetadata { path: p, reason }) => {
+            assert_eq!(p, path);
+            assert!(!reason.contains('\n'), "{reason:?}");
+        }
+        Err(Error::UnsupportedVersion { path: p, found, .. }) => {
+            assert_eq!(p, path);
+            assert!(found > rctoken::FORMAT_VERSION);
+        }
+        Err(other) => panic!("unexpected error: {other:?}"),
+    }
+    assert_eq!(
+        std::fs::read(&path).expect("reads"),
+        bytes,
+        "never rewritten"
+    );
+}
+
+fn any_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<String>().prop_map(Value::String),
+        Just(Value::String("2026-01-01T00:00:00Z".into())),
+        Just(Value::String("bearer".into())),
+        Just(Value::String("0123456789abcdef".into())),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map(any::<String>(), inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+const PROFILE_FIELDS: &[&str] = &[
+    "label",
+    "owner_id",
+    "endpoint_id",
+    "scope",
+    "token_type",
+    "expires_in",
+    "refresh_token_expires_in",
+    "session_expires_in",
+    "session_expiration_time",
+    "session_id",
+    "session_idle_timeout",
+    "obtained_at",
+    "access_token_expires_at",
+    "refresh_token_expires_at",
+    "session_expires_at",
+    "has_refresh_token",
+    "has_id_token",
+    "secret",
+];
+
+/// A metadata-shaped document whose fields hold values of any type.
+fn metadata_shaped() -> impl Strategy<Value = Vec<u8>> {
+    (
+        prop_oneof![
+            Just(Value::from(1)),
+            Just(Value::from(0)),
+            Just(Value::from(2)),
+            any_json()
+        ],
+        prop::option::of(any_json()),
+        prop::collection::btree_map(
+            any::<String>(),
+            prop::collection::vec(prop::option::of(any_json()), PROFILE_FIELDS.len()),
+            0..3,
+        ),
+    )
+        .prop_map(|(version, active, profiles)| {
+            let mut doc = Map::new();
+            doc.insert("format_version".into(), version);
+            if let Some(a) = active {
+                doc.insert("active".into(), a);
+            }
+            let mut ps = Map::new();
+            for (key, values) in profiles {
+                let mut p = Map::new();
+                for (field, v) in PROFILE_FIELDS.iter().zip(values) {
+                    if let Some(v) = v {
+                        p.insert((*field).to_string(), v);
+                    }
+                }
+                ps.insert(key, Value::Object(p));
+            }
+            doc.insert("profiles".into(), Value::Object(ps));
+            serde_json::to_vec(&Value::Object(doc)).expect("serializes")
+        })
+}
+
+/// A real metadata file with two profiles, for mutation.
+fn valid_metadata() -> &'static [u8] {
+    static BYTES: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    BYTES.get_or_init(|| {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = TokenStore::builder("prop-meta-seed")
+            .dir(tmp.path())
+            .backend(Backend::Memory(MemoryKeychain::new()))
+            .open()
+            .expect("opens");
+        for owner in ["256440016", "11111"] {
+            let t = TokenInfo::from_json(
+                format!(
+                    r#"{{"access_token":"a","token_type":"bearer","expires_in":3600,"refresh_token":"r",
+                    "refresh_token_expires_in":604800,"scope":"s","owner_id":"{owner}",
+                    "session_expiration_time":"2026-01-01T00:00:00.5+02:00","session_id":"x"}}"#
+                )
+                .as_bytes(),
+            )
+            .expect("valid");
+            store
+                .save(&t, SaveOptions::new().label(format!("l{owner}")))
+                .expect("saves");
+        }
+        std::fs::read(store.metadata_path()).expect("reads")
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(256)
+    ))]
+
+    #[test]
+    fn random_bytes(bytes in prop::collection::vec(any::<u8>(), 0..1024)) {
+        check(&bytes);
+    }
+
+    #[test]
+    fn arbitrary_json(v in any_json()) {
+        check(&serde_json::to_vec(&v).expect("serializes"));
+    }
+
+    #[test]
+    fn metadata_shaped_documents(bytes in metadata_shaped()) {
+        check(&bytes);
+    }
+
+    #[test]
+    fn mutations_of_a_valid_file(
+        flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+        cut in prop::option::of(any::<prop::sample::Index>()),
+    ) {
+        let mut bytes = valid_metadata().to_vec();
+        for (at, b) in flips {
+            let i = at.index(bytes.len());
+            bytes[i] = b;
+        }
+        if let Some(c) = cut {
+            bytes.truncate(c.index(bytes.len()));
+        }
+        check(&bytes);
+    }
+}
+
+#[test]
+fn the_valid_seed_file_lists() {
+    check(valid_metadata());
+}
