@@ -31,14 +31,26 @@ pub fn arg(name: &str) -> String {
 
 /// Report a value to the parent.
 pub fn report(key: &str, value: &str) {
-    println!("{MARK}{key}={value}");
+    // Own line: the harness prints the test name without a newline first.
+    println!("\n{MARK}{key}={value}");
+}
+
+/// The test-harness arguments that select exactly `test` (ignored or not).
+pub fn child_args(test: &str) -> [&str; 5] {
+    [
+        test,
+        "--exact",
+        "--nocapture",
+        "--test-threads=1",
+        "--include-ignored",
+    ]
 }
 
 /// The command that re-runs exactly `test` of this binary as a child.
 pub fn command(test: &str, role: &str) -> Command {
     let exe = std::env::current_exe().expect("current_exe");
     let mut cmd = Command::new(exe);
-    cmd.args([test, "--exact", "--nocapture", "--test-threads=1"])
+    cmd.args(child_args(test))
         .env(ROLE_ENV, role)
         .env("RUST_BACKTRACE", "0");
     cmd
@@ -74,7 +86,7 @@ pub fn reported(out: &Output, key: &str) -> String {
     let prefix = format!("{MARK}{key}=");
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .find_map(|l| l.strip_prefix(&prefix).map(str::to_string))
+        .find_map(|l| l.split_once(&prefix).map(|(_, v)| v.to_string()))
         .unwrap_or_else(|| {
             panic!(
                 "child reported no `{key}`:\n{}",
