@@ -64,7 +64,15 @@ impl From<Error> for Failure {
                 .unwrap_or_else(|| e.hint()),
             _ => e.hint(),
         };
-        Failure::new(code, e.to_string(), hint)
+        let what = match &e {
+            // A long "profile name" may be a token pasted in the wrong place.
+            Error::NoSuchProfile(name) if name.chars().count() > MAX_ECHO => format!(
+                "no profile is named by the {}-character argument",
+                name.chars().count()
+            ),
+            _ => e.to_string(),
+        };
+        Failure::new(code, what, hint)
     }
 }
 

@@ -43,6 +43,7 @@ pub fn secret_service_available() -> bool {
 
 /// Define `mod keyutils` and `mod secret_service` with one `#[test]` per
 /// listed function `fn name(kind: Kind)`. Use with `#[macro_use] mod cli_common;`.
+#[allow(unused_macros)]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod keyutils {
