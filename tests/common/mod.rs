@@ -306,15 +306,21 @@ pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
 /// Instantiate each test body once per backend. A body may be preceded by
 /// `@bug("bug: …")` to ignore all its instances, or `@keyutils_bug("bug: …")`
 /// to ignore its keyutils instance, until a known bug in the library is fixed.
+/// A leading `serial;` runs each whole test (setup, body, cleanup) under one
+/// process-wide lock, for tests that arm process-global failpoints.
 #[macro_export]
 macro_rules! backend_tests {
-    ($( $(#[$meta:meta])* $(@bug($bug:literal))? $(@keyutils_bug($why:literal))? fn $name:ident($t:ident) $body:block )*) => {$(
+    (serial; $($rest:tt)*) => {
+        $crate::backend_tests!(@impl ($crate::common::serial()) $($rest)*);
+    };
+    (@impl ($lock:expr) $( $(#[$meta:meta])* $(@bug($bug:literal))? $(@keyutils_bug($why:literal))? fn $name:ident($t:ident) $body:block )*) => {$(
         $(#[$meta])*
         mod $name {
             #[allow(unused_imports)]
             use super::*;
             fn body($t: &$crate::common::Ctx) $body
             fn run(kind: $crate::common::Kind) {
+                let _serial = $lock;
                 let t = $crate::common::Ctx::new(kind, stringify!($name));
                 body(&t);
                 t.finish();
@@ -337,6 +343,15 @@ macro_rules! backend_tests {
             }
         }
     )*};
+    ($($rest:tt)*) => {
+        $crate::backend_tests!(@impl (()) $($rest)*);
+    };
+}
+
+/// A process-wide lock for tests that must not overlap (see `serial;`).
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Instantiate each test body on the two real backends only (the tests
