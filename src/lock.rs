@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::files;
 
-
 /// A held lock; released on drop.
 #[derive(Debug)]
 pub(crate) struct FileLock {
