@@ -6,7 +6,8 @@
 //! exit would show). A control program proves the shim reports a leaked
 //! block, a moved one and a live one, and not a zeroized one.
 //!
-//! Runs `import` (stdin and file), `token`, `export --reveal`, `status`,
+//! Runs `import` (stdin and file), `token`, `token --refresh-with` (the
+//! refresher's output is read and parsed), `export --reveal`, `status`,
 //! `list --json`, `doctor` and `logout` on keyutils and on the Secret
 //! Service (run under scripts/with-keyring.sh).
 #![cfg(feature = "cli")]
@@ -46,6 +47,14 @@ fn compile(tmp: &Path, source: &str, out: &str, shared: bool) -> PathBuf {
         .expect("cc runs (gcc is needed for this test)");
     assert!(status.success(), "compiling {source}");
     target
+}
+
+/// The shim reads its markers from a file: an environment variable would be
+/// copied by every process that builds a child's environment.
+fn markers_file(tmp: &Path, markers: &[&str]) -> PathBuf {
+    let path = tmp.join("markers");
+    std::fs::write(&path, markers.join("\n")).expect("writes");
+    path
 }
 
 #[derive(Debug, Default)]
@@ -89,7 +98,10 @@ fn control_the_shim_detects_leaks() {
     let log = tmp.path().join("scan.log");
     let status = Command::new(&prog)
         .env("MARKER", CONTROL)
-        .env("SCANFREE_MARKERS", CONTROL)
+        .env(
+            "SCANFREE_MARKERS_FILE",
+            markers_file(tmp.path(), &[CONTROL]),
+        )
         .env("SCANFREE_LOG", &log)
         .env("LD_PRELOAD", &shim)
         .status()
@@ -111,6 +123,7 @@ struct Run<'a> {
     app: String,
     backend: &'a str,
     log: PathBuf,
+    markers: PathBuf,
 }
 
 impl Run<'_> {
@@ -120,7 +133,7 @@ impl Run<'_> {
             .args(["--app", &self.app, "--backend", self.backend, "--dir"])
             .arg(&self.dir)
             .args(args)
-            .env("SCANFREE_MARKERS", MARKERS.join(","))
+            .env("SCANFREE_MARKERS_FILE", &self.markers)
             .env("SCANFREE_LOG", &self.log)
             .env("LD_PRELOAD", self.shim)
             .stdin(if stdin.is_some() {
@@ -172,11 +185,24 @@ fn run_everything(backend: &str) {
         app: format!("zeroize-cli-{backend}-{}", std::process::id()),
         backend,
         log: tmp.path().join("scan.log"),
+        markers: markers_file(tmp.path(), &MARKERS),
     };
     let json = token_json();
     let file = tmp.path().join("token.json");
     std::fs::write(&file, &json).expect("writes");
     let file = file.to_string_lossy().into_owned();
+    // The refresher prints a token valid for a day; it runs without the
+    // shim (`env -u`), so only rctoken's own frees are judged.
+    let next = tmp.path().join("next.json");
+    std::fs::write(
+        &next,
+        json.replace("\"expires_in\":3600", "\"expires_in\":86400"),
+    )
+    .expect("writes");
+    let refresher = format!(
+        "exec env -u LD_PRELOAD sh -c 'cat >/dev/null; cat \"$0\"' '{}'",
+        next.display()
+    );
     let steps: Vec<(Vec<&str>, Option<&[u8]>)> = vec![
         (vec!["import"], Some(json.as_bytes())),
         (vec!["import", "-"], Some(json.as_bytes())),
@@ -184,6 +210,10 @@ fn run_everything(backend: &str) {
         (vec!["token"], None),
         (vec!["token", "work", "--min-valid", "10"], None),
         (vec!["export", "--reveal"], None),
+        (
+            vec!["token", "--min-valid", "7200", "--refresh-with", &refresher],
+            None,
+        ),
         (vec!["status"], None),
         (vec!["status", "--json"], None),
         (vec!["list", "--json"], None),

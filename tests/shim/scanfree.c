@@ -10,7 +10,8 @@
  *   taken at exit would show ("residue": live blocks never freed, and stale
  *   bytes in free chunks).
  *
- * Markers: $SCANFREE_MARKERS, comma-separated (at most 8, 127 bytes each).
+ * Markers: the file $SCANFREE_MARKERS_FILE, one per line (at most 8, 127
+ * bytes each).
  * Report: lines appended to the file $SCANFREE_LOG:
  *   hit <marker#> free|realloc <size>
  *   residue <marker#> heap|anon <offset-in-region>
@@ -43,18 +44,33 @@ static void say(const char *line, int n) {
 }
 
 static void init(void) {
+    static char list[MAX_MARKERS * 128];
     if (n_markers >= 0) return;
     n_markers = 0;
-    const char *m = getenv("SCANFREE_MARKERS");
-    while (m && *m && n_markers < MAX_MARKERS) {
-        const char *end = strchr(m, ',');
-        size_t len = end ? (size_t)(end - m) : strlen(m);
-        if (len > 0 && len < sizeof markers[0]) {
-            memcpy(markers[n_markers], m, len);
-            marker_len[n_markers] = len;
+    /* The markers come from a file, not the environment: a process copies
+     * its environment (std::process::Command, sh), and those copies would
+     * be reported as leaks. */
+    const char *file = getenv("SCANFREE_MARKERS_FILE");
+    size_t len = 0;
+    if (file) {
+        int fd = (int)syscall(SYS_openat, AT_FDCWD, file, O_RDONLY | O_CLOEXEC);
+        ssize_t r;
+        while (fd >= 0 && len < sizeof list - 1 && (r = read(fd, list + len, sizeof list - 1 - len)) > 0)
+            len += (size_t)r;
+        if (fd >= 0) close(fd);
+    }
+    list[len] = 0;
+    for (char *m = list; *m && n_markers < MAX_MARKERS;) {
+        char *end = strchr(m, '\n');
+        size_t n = end ? (size_t)(end - m) : strlen(m);
+        if (n > 0 && n < sizeof markers[0]) {
+            memcpy(markers[n_markers], m, n);
+            marker_len[n_markers] = n;
             n_markers++;
         }
-        m = end ? end + 1 : NULL;
+        memset(m, 0, n); /* leave one copy only: markers[] */
+        if (!end) break;
+        m = end + 1;
     }
     const char *path = getenv("SCANFREE_LOG");
     if (path)
@@ -105,7 +121,7 @@ static int overlaps(unsigned long a, size_t n, unsigned long b, size_t m) {
 
 /* Scan writable private mappings without a file: [heap], thread arenas,
  * thread stacks and large anonymous allocations. The main [stack] (argv,
- * environ: the marker list itself) is skipped. Memory is read through
+ * environ) is skipped. Memory is read through
  * /proc/self/mem, so a mapping that another thread unmaps meanwhile gives a
  * read error instead of a crash. */
 __attribute__((destructor)) static void finish(void) {
