@@ -99,7 +99,9 @@ pub struct StoreBuilder {
 }
 
 impl StoreBuilder {
-    /// Keep the metadata in `dir` instead of the platform's local data directory.
+    /// Keep the metadata in `dir` instead of `<local data dir>/<app id>`
+    /// (`~/.local/share/<app id>` on Linux, `~/Library/Application Support/<app id>`
+    /// on macOS, `%LOCALAPPDATA%\\<app id>` on Windows).
     pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.dir = Some(dir.into());
         self
@@ -141,10 +143,13 @@ impl StoreBuilder {
         names::check_app_id(&self.app_id)?;
         let dir = match self.dir {
             Some(d) => d,
-            None => directories::ProjectDirs::from("", "", &self.app_id)
+            // The app id is used verbatim (ProjectDirs would lowercase it on
+            // Linux, so ids differing in case would share one metadata file
+            // while their keychain namespaces differ).
+            None => directories::BaseDirs::new()
                 .ok_or(Error::NoDataDir)?
                 .data_local_dir()
-                .to_path_buf(),
+                .join(&self.app_id),
         };
         files::ensure_private_dir(&dir)?;
         Ok(TokenStore {
