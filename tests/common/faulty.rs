@@ -121,6 +121,7 @@ pub struct FaultyStore {
 
 impl FaultyStore {
     /// A fresh mock store wrapped.
+    #[allow(clippy::new_ret_no_self)]
     pub fn new() -> Faulty {
         let control = Control::default();
         let inner = keyring_core::mock::Store::new().expect("mock store");
