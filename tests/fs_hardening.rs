@@ -561,3 +561,109 @@ fn keychain_item_names_are_unambiguous() {
         store.remove_all().expect("cleans up");
     }
 }
+
+// ---------------------------------------------------------------------------
+// The CLI: exit 7 on an unsafe store; modes independent of the umask
+// ---------------------------------------------------------------------------
+
+#[cfg(feature = "cli")]
+mod cli {
+    use super::*;
+
+    const TOKEN: &str = r#"{"access_token":"fs-access","token_type":"bearer","expires_in":3600,"scope":"s","owner_id":"42"}"#;
+
+    fn rctoken(dir: &Path, app: &str, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+        let script = match stdin {
+            // umask 000: a file created 0666 & ~umask would be world-writable.
+            Some(_) => "umask 000; printf '%s' \"$RCTOKEN_TEST_INPUT\" | exec \"$@\"",
+            None => "umask 000; exec \"$@\" </dev/null",
+        };
+        Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg("sh")
+            .arg(env!("CARGO_BIN_EXE_rctoken"))
+            .args(["--app", app, "--backend", "keyutils", "--dir"])
+            .arg(dir)
+            .args(args)
+            .env("RCTOKEN_TEST_INPUT", stdin.unwrap_or(""))
+            .output()
+            .expect("runs")
+    }
+
+    fn assert_exit_7(out: &std::process::Output, path: &Path, what: &str) {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(7), "{what}: {stderr}");
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 2, "{what}: error + hint: {stderr}");
+        assert!(
+            lines[0].contains(&*path.to_string_lossy()),
+            "{what}: names {path:?}: {stderr}"
+        );
+    }
+
+    #[test]
+    fn cli_creates_private_files_under_umask_000_and_refuses_unsafe_stores() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("store");
+        let app = format!("fs-cli-{}", std::process::id());
+        let out = rctoken(&dir, &app, &["import"], Some(TOKEN));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_private_tree(&dir);
+
+        // Group-writable metadata: every command exits 7, file untouched.
+        let meta = dir.join("metadata.json");
+        let before = std::fs::read(&meta).expect("reads");
+        set_mode(&meta, 0o664);
+        for args in [&["list"][..], &["status"], &["token"], &["import"]] {
+            let out = rctoken(&dir, &app, args, Some(TOKEN));
+            assert_exit_7(&out, &meta, &format!("{args:?} on 0664 metadata"));
+        }
+        assert_eq!(std::fs::read(&meta).expect("reads"), before);
+        assert_eq!(mode(&meta), 0o664, "no silent chmod");
+        set_mode(&meta, 0o600);
+
+        // World-writable directory.
+        set_mode(&dir, 0o777);
+        assert_exit_7(&rctoken(&dir, &app, &["list"], None), &dir, "0777 dir");
+        set_mode(&dir, 0o700);
+
+        // Owned by another user.
+        chown(&meta, NOBODY);
+        assert_exit_7(
+            &rctoken(&dir, &app, &["list"], None),
+            &meta,
+            "owned by nobody",
+        );
+        chown(&meta, 0);
+
+        // A symlink: refused, and a refused import leaves the target alone.
+        let target = tmp.path().join("victim");
+        std::fs::rename(&meta, &target).expect("moves");
+        std::os::unix::fs::symlink(&target, &meta).expect("symlink");
+        let victim = std::fs::read(&target).expect("reads");
+        assert_exit_7(&rctoken(&dir, &app, &["list"], None), &meta, "symlink list");
+        assert_exit_7(
+            &rctoken(&dir, &app, &["import"], Some(TOKEN)),
+            &meta,
+            "symlink import",
+        );
+        assert_eq!(
+            std::fs::read(&target).expect("reads"),
+            victim,
+            "target untouched"
+        );
+        std::fs::remove_file(&meta).expect("removes link");
+        std::fs::rename(&target, &meta).expect("restores");
+        let out = rctoken(&dir, &app, &["logout", "--all"], None);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
