@@ -338,8 +338,6 @@ fn a_save_writes_one_item_and_a_load_reads_one() {
 }
 
 #[test]
-#[ignore = "bug: with keyring-core's mock used directly, verify reports deleted items as orphans \
-            (the mock's search returns credentials whose secret was deleted)"]
 fn mock_store_used_directly_verifies_clean_after_a_resave() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let store = TokenStore::builder(&common::app_id("mock_direct", "mock"))

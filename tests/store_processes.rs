@@ -315,8 +315,6 @@ fn default_directory_is_the_platform_data_dir() {
 }
 
 #[test]
-#[ignore = "bug: app ids differing only in letter case share one metadata directory \
-            (directories lowercases it) but not one keychain namespace"]
 fn app_ids_differing_in_case_do_not_share_a_metadata_file() {
     if child::role().is_some() {
         return default_dir_child();
