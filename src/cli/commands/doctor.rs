@@ -138,7 +138,8 @@ pub fn run(ctx: &Ctx, a: DoctorArgs) -> Result<u8, Failure> {
         _ => None,
     };
     let backend = store.backend();
-    let report = backend.as_ref().ok().map(|_| {
+    // A lock that timed out once would only time out again.
+    let report = (backend.is_ok() && lock_error.is_none()).then(|| {
         if a.fix {
             store.repair()
         } else {
@@ -156,7 +157,8 @@ pub fn run(ctx: &Ctx, a: DoctorArgs) -> Result<u8, Failure> {
         Some(Err(e)) => code_of(e),
         None => match &listed {
             Err(e) if code_of(e) == STORE => STORE,
-            _ => KEYCHAIN,
+            _ if backend.is_err() => KEYCHAIN,
+            _ => OTHER,
         },
     };
     let paths = [

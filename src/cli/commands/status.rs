@@ -112,7 +112,7 @@ pub fn run(ctx: &Ctx, a: StatusArgs) -> Result<u8, Failure> {
         (
             "session idle timeout",
             info.session_idle_timeout
-                .map(|s| format!("{s}s"))
+                .map(|s| format!("{} ({s}s)", output::span(s)))
                 .unwrap_or_else(|| "-".into()),
         ),
         (
