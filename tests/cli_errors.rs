@@ -280,3 +280,18 @@ fn unsafe_store_files_exit_7() {
     std::fs::rename(&target, &meta).unwrap();
     env.run(&["logout", "--all"]).ok();
 }
+
+/// A panic (a bug) gives the generic two-line error and exit 1: no panic
+/// message, no backtrace. The trigger exists only with the `failpoints` feature.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_panic_prints_two_lines_and_exits_1() {
+    let out = run(std::process::Command::new(bin())
+        .env("RCTOKEN_CLI_TEST_PANIC", "1")
+        .env("RUST_BACKTRACE", "full")
+        .arg("list"))
+    .fails(1)
+    .reveals_none(&["SECRET-IN-PANIC-MESSAGE"]);
+    assert!(out.stderr.contains("internal error"), "{}", out.stderr);
+    assert!(!out.stderr.contains("backtrace"), "{}", out.stderr);
+}

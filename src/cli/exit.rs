@@ -173,10 +173,15 @@ fn redact_quoted(line: &str) -> String {
     out
 }
 
-/// Last resort: a panic prints a generic two-line error (never the panic
-/// message, which could hold anything) and exits 1.
+/// Last resort: a panic on the main thread prints a generic two-line error
+/// (never the panic message, which could hold anything) and exits 1. A panic
+/// on another thread prints nothing: whoever joins that thread turns it into
+/// an ordinary error (the library's keychain worker, the refresher's writer).
 pub fn install_panic_hook() {
     std::panic::set_hook(Box::new(|_| {
+        if std::thread::current().name() != Some("main") {
+            return;
+        }
         let _ = writeln!(
             std::io::stderr(),
             "error: rctoken hit an internal error (a bug)\n\

@@ -15,6 +15,11 @@ use clap::Parser;
 /// Run the command line; returns the process exit code.
 pub fn main() -> i32 {
     exit::install_panic_hook();
+    // Test-only: prove the panic hook (tests are built with --all-features).
+    #[cfg(feature = "failpoints")]
+    if std::env::var_os("RCTOKEN_CLI_TEST_PANIC").is_some() {
+        panic!("test panic carrying SECRET-IN-PANIC-MESSAGE");
+    }
     let cli = match args::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return exit::clap_failure(e).into(),
