@@ -94,6 +94,20 @@ fn usage_errors_exit_2_in_two_lines() {
         .reveals_none(&["AT-noowner"]);
     assert!(out.stderr.contains("--profile"), "{}", out.stderr);
     assert!(!env.dir().join("metadata.json").exists(), "nothing saved");
+    // A label already taken by another profile: usage error with a fitting hint.
+    env.import(&valid_token("AT-l1", "RT-l1", "1111"), &["--label", "work"]);
+    let out = env
+        .run_stdin(
+            &["import", "--label", "work"],
+            valid_token("AT-l2", "RT-l2", "2222").as_bytes(),
+        )
+        .fails(2);
+    assert!(
+        out.stderr.contains("choose another label"),
+        "{}",
+        out.stderr
+    );
+    env.run(&["logout", "--all"]).ok();
     // export without --reveal refuses before reading anything.
     env.run(&["export"]).fails(2);
 }

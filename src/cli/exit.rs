@@ -62,6 +62,13 @@ impl From<Error> for Failure {
                 .downcast_ref::<RefresherError>()
                 .map(|r| r.hint().to_string())
                 .unwrap_or_else(|| e.hint()),
+            Error::InvalidName {
+                what: "label",
+                reason,
+            } if reason.contains("already names") => {
+                "choose another label: labels are unique and may not equal another profile's key"
+                    .into()
+            }
             Error::InvalidName { what: "app id", .. } => {
                 "pass --app ID (or RCTOKEN_APP) with 1 to 64 of A-Z a-z 0-9 _ - .".into()
             }
