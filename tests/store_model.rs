@@ -234,3 +234,45 @@ fn every_error_has_a_one_line_hint() {
     assert!(!hint.is_empty() && !hint.contains('\n'), "{hint}");
     assert!(!e.to_string().contains('\n'));
 }
+
+#[test]
+fn backend_names_round_trip() {
+    for name in [
+        "auto",
+        "secret-service",
+        "keyutils",
+        "macos-keychain",
+        "windows-credential-manager",
+        "memory",
+    ] {
+        let b = rctoken::Backend::from_name(name).expect("known backend");
+        assert_eq!(b.name(), name);
+    }
+    assert!(rctoken::Backend::from_name("gnome-keyring").is_none());
+    assert!(rctoken::Backend::from_name("").is_none());
+}
+
+#[test]
+fn invalid_app_ids_are_refused_before_touching_disk() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for bad in [
+        "",
+        ".hidden",
+        "../escape",
+        "a/b",
+        "a:b",
+        "sp ace",
+        &"x".repeat(65),
+    ] {
+        let dir = tmp.path().join("never-created");
+        let e = rctoken::TokenStore::builder(bad)
+            .dir(&dir)
+            .open()
+            .expect_err("bad app id");
+        assert!(
+            matches!(e, Error::InvalidName { what: "app id", .. }),
+            "{bad:?}: {e:?}"
+        );
+        assert!(!dir.exists(), "{bad:?} created the directory");
+    }
+}
