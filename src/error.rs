@@ -187,6 +187,13 @@ impl Error {
             Error::BadToken { .. } => {
                 "pass the token endpoint's JSON response unchanged".into()
             }
+            Error::InvalidName { what: "app id", .. } => {
+                "use 1 to 64 of A-Z a-z 0-9 _ - . (not starting with .)".into()
+            }
+            Error::InvalidName { reason, .. } if reason.contains("already names") => {
+                "choose another label; labels are unique and may not equal another profile's key"
+                    .into()
+            }
             Error::InvalidName { .. } => {
                 "use printable characters only, at most 128 of them".into()
             }

@@ -623,7 +623,9 @@ impl TokenStore {
     }
 
     /// Remove every profile, and every other item of this store's keychain
-    /// namespace. Returns how many profiles were removed.
+    /// namespace. Returns how many profiles were removed. If any profile's
+    /// secrets are in another backend, nothing is removed
+    /// ([`Error::WrongBackend`]).
     ///
     /// # Errors
     /// As [`remove`](Self::remove).
@@ -636,11 +638,22 @@ impl TokenStore {
         let _lock = self.lock_meta(Mode::Exclusive)?;
         let mut meta = self.read_meta()?;
         let kc = self.keychain()?;
+        // Refuse before deleting anything if some secrets live in another
+        // backend: clearing their metadata would strand them there.
+        if let Some(info) = meta
+            .profiles
+            .values()
+            .find(|p| p.secret.backend != kc.name())
+        {
+            return Err(Error::WrongBackend {
+                profile: info.profile.clone(),
+                held_by: info.secret.backend.clone(),
+                backend: kc.name().to_string(),
+            });
+        }
         let removed = meta.profiles.len();
         for info in meta.profiles.values() {
-            if info.secret.backend == kc.name() {
-                self.delete_profile_items(kc.as_ref(), info)?;
-            }
+            self.delete_profile_items(kc.as_ref(), info)?;
         }
         if let Ok(Some(accounts)) = kc.list() {
             for account in accounts {

@@ -309,3 +309,47 @@ fn a_panic_prints_two_lines_and_exits_1() {
     assert!(out.stderr.contains("internal error"), "{}", out.stderr);
     assert!(!out.stderr.contains("backtrace"), "{}", out.stderr);
 }
+
+#[test]
+#[allow(clippy::disallowed_methods)] // the test holds the store's lock from outside
+fn a_held_lock_fails_after_lock_timeout_with_exit_1() {
+    let env = Env::new("lock_timeout", Kind::Keyutils);
+    env.import(&valid_token("acc-lock", "ref-lock", "4242"), &[])
+        .ok();
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(env.dir().join("metadata.lock"))
+        .expect("open lock file");
+    lock.lock().expect("hold the metadata lock");
+    for args in [
+        &["--lock-timeout", "0.3", "list"][..],
+        &["--lock-timeout", "0.3", "token"],
+    ] {
+        let out = env.run(args).fails(1);
+        assert!(
+            out.stderr.contains("waiting for lock"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    // doctor reports the lock as not working and exits non-zero.
+    let out = env.run(&["--lock-timeout", "0.3", "doctor"]);
+    assert_ne!(out.code, 0, "{}", out.stdout);
+    drop(lock);
+    env.run(&["token"]).ok();
+    env.run(&["logout", "--all"]).ok();
+}
+
+#[test]
+fn bad_timeouts_are_usage_errors() {
+    let env = Env::new("bad_timeout", Kind::Keyutils);
+    for args in [
+        &["--lock-timeout", "-1", "list"][..],
+        &["--keychain-timeout", "NaN", "list"],
+        &["--lock-timeout", "soon", "list"],
+    ] {
+        env.run(args).fails(2);
+    }
+}

@@ -28,8 +28,8 @@ Exit codes:
   6  bad input (token JSON that does not parse or violates the model)
   7  store files corrupt or unsafe
 
-Environment: RCTOKEN_APP, RCTOKEN_BACKEND and RCTOKEN_DIR set the defaults of
---app, --backend and --dir. See docs/cli.md for examples.";
+Environment: RCTOKEN_APP, RCTOKEN_BACKEND, RCTOKEN_DIR, RCTOKEN_LOCK_TIMEOUT and
+RCTOKEN_KEYCHAIN_TIMEOUT set the defaults of the global options of the same names. See docs/cli.md for examples.";
 
 /// The whole command line.
 #[derive(Debug, Parser)]
@@ -75,6 +75,28 @@ pub struct Cli {
         value_name = "PATH"
     )]
     pub dir: Option<PathBuf>,
+
+    /// Seconds to wait for a store lock held by another process before failing
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "RCTOKEN_LOCK_TIMEOUT",
+        default_value_t = 30.0,
+        value_name = "SECS"
+    )]
+    pub lock_timeout: f64,
+
+    /// Seconds to wait for one keychain call before failing with exit 5
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "RCTOKEN_KEYCHAIN_TIMEOUT",
+        default_value_t = 30.0,
+        value_name = "SECS"
+    )]
+    pub keychain_timeout: f64,
 
     #[command(subcommand)]
     pub command: Command,

@@ -1,5 +1,7 @@
 //! Dispatch to the commands, and opening the store from the global options.
 
+use std::time::Duration;
+
 use rctoken::{Backend, TokenStore};
 
 use super::args::{BackendArg, Cli, Command};
@@ -17,6 +19,8 @@ pub struct Ctx {
     app: String,
     backend: BackendArg,
     dir: Option<std::path::PathBuf>,
+    lock_timeout: Duration,
+    keychain_timeout: Duration,
 }
 
 impl Ctx {
@@ -30,7 +34,10 @@ impl Ctx {
                 "see `rctoken --help` for the backends",
             )
         })?;
-        let mut builder = TokenStore::builder(&self.app).backend(backend);
+        let mut builder = TokenStore::builder(&self.app)
+            .backend(backend)
+            .lock_timeout(self.lock_timeout)
+            .keychain_timeout(self.keychain_timeout);
         if let Some(dir) = &self.dir {
             builder = builder.dir(dir);
         }
@@ -45,6 +52,8 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         backend: cli.backend,
         // An empty RCTOKEN_DIR means "not set".
         dir: cli.dir.filter(|d| !d.as_os_str().is_empty()),
+        lock_timeout: seconds("--lock-timeout", cli.lock_timeout)?,
+        keychain_timeout: seconds("--keychain-timeout", cli.keychain_timeout)?,
     };
     match cli.command {
         Command::Import(a) => import::run(&ctx, a),
@@ -55,6 +64,19 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Export(a) => token::export(&ctx, a),
         Command::Logout(a) => profile::logout(&ctx, a),
         Command::Doctor(a) => doctor::run(&ctx, a),
+    }
+}
+
+/// A timeout option as a Duration; usage error unless finite and in 0..=86400.
+fn seconds(option: &str, secs: f64) -> Result<Duration, Failure> {
+    if secs.is_finite() && (0.0..=86_400.0).contains(&secs) {
+        Ok(Duration::from_secs_f64(secs))
+    } else {
+        Err(Failure::new(
+            USAGE,
+            format!("{option} must be a number of seconds between 0 and 86400"),
+            "pass for example 5 or 0.5",
+        ))
     }
 }
 
