@@ -171,6 +171,7 @@ backend_tests! {
 
     fn profile_of_another_backend_is_reported_not_touched(t) {
         t.store.save(&tokens::full("1").0, SaveOptions::new()).expect("save");
+        let good = t.meta_bytes();
         let mut m = t.meta_json();
         m["profiles"]["1"]["secret"]["backend"] = serde_json::json!("windows-credential-manager");
         std::fs::write(t.meta_path(), m.to_string()).expect("write");
@@ -187,8 +188,12 @@ backend_tests! {
             profile: "1".into(),
             held_by: "windows-credential-manager".into(),
         }), "{:?}", report.problems);
+        let before = (t.meta_bytes(), t.accounts());
         assert!(matches!(t.store.remove("1"), Err(Error::WrongBackend { .. })));
-        assert_eq!(t.store.list().expect("list").len(), 1, "not removed");
+        assert!(matches!(t.store.remove_all(), Err(Error::WrongBackend { .. })),
+            "remove_all refuses rather than strand secrets in the other backend");
+        assert_eq!((t.meta_bytes(), t.accounts()), before, "nothing removed");
+        std::fs::write(t.meta_path(), good).expect("restore");
     }
 }
 
