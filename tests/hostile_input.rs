@@ -87,6 +87,7 @@ fn cases() -> Vec<(String, Vec<u8>, &'static str)> {
             "object nested 20000 deep".into(),
             {
                 let mut v = b"{\"a\":".repeat(20_000);
+                v.push(b'1');
                 v.extend_from_slice(&b"}".repeat(20_000));
                 v
             },

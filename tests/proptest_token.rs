@@ -193,6 +193,36 @@ proptest! {
     }
 
     #[test]
+    fn escaped_secrets_are_unescaped_exactly(plain in text(1), style in 0u8..3) {
+        // serde_json escapes only `"`, `\` and control characters; other
+        // encoders escape `/` or everything (UTF-16 `\u` units, surrogate
+        // pairs included).
+        let literal: String = plain
+            .chars()
+            .map(|c| match (style, c) {
+                (_, '"') => "\\\"".to_string(),
+                (_, '\\') => "\\\\".to_string(),
+                (1, '/') => "\\/".to_string(),
+                (2, c) => {
+                    let mut units = [0u16; 2];
+                    c.encode_utf16(&mut units)
+                        .iter()
+                        .map(|u| format!("\\u{u:04x}"))
+                        .collect()
+                }
+                (_, c) => c.to_string(),
+            })
+            .collect();
+        let json = format!(
+            r#"{{"access_token":"{literal}","token_type":"bearer","expires_in":1,"scope":"{literal}","refresh_token":"{literal}"}}"#
+        );
+        let t = TokenInfo::from_json(json.as_bytes()).expect("parses");
+        prop_assert_eq!(t.access_token.expose_secret(), plain.as_str());
+        prop_assert_eq!(t.scope.as_str(), plain.as_str());
+        prop_assert_eq!(secret(&t.refresh_token), Some(plain.as_str()));
+    }
+
+    #[test]
     fn truncations_of_valid_tokens_are_refused(t in valid_token(), cut in any::<prop::sample::Index>()) {
         let json = t.to_json_revealed();
         let at = cut.index(json.len());

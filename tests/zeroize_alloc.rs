@@ -493,6 +493,26 @@ fn escaped_token_json_leaves_no_copy() {
     assert_only_known(&all);
 }
 
+/// A response with a secret field given twice: the value that loses must be
+/// wiped too (serde_json's map drops a replaced value without zeroizing).
+#[test]
+fn duplicate_secret_fields_leave_no_copy() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _ = take_hits("parse");
+    ARMED.store(true, Ordering::SeqCst);
+    phase("parse-escaped");
+    let json = input(
+        br#"{"access_token":"ZSECRETACCESS0123456789-first","access_token":"second","token_type":"bearer","expires_in":1,"scope":"s"}"#,
+    );
+    let parsed = TokenInfo::from_json(&json);
+    drop(json);
+    drop(parsed);
+    phase("idle");
+    let all = take_hits("parse");
+    ARMED.store(false, Ordering::SeqCst);
+    assert_only_known(&all);
+}
+
 /// The Secret Service path is measured: a secret read back through the
 /// same keyring-core store rctoken uses and dropped without zeroizing is
 /// caught, so the clean result above is not an artefact of frees the
