@@ -402,17 +402,11 @@ fn symlinked_lock_files_are_not_followed() {
     let target_mode = mode(&target);
     std::os::unix::fs::symlink(&target, store.lock_path()).expect("symlink");
     let e = store.list().expect_err("a symlinked lock file is refused");
-    assert!(
-        matches!(e, Error::UnsafeStore { .. }),
-        "{e:?}"
-    );
+    assert!(matches!(e, Error::UnsafeStore { .. }), "{e:?}");
     let e = store
         .save(&token("a", Some("1")), SaveOptions::new())
         .expect_err("refused");
-    assert!(
-        matches!(e, Error::UnsafeStore { .. }),
-        "{e:?}"
-    );
+    assert!(matches!(e, Error::UnsafeStore { .. }), "{e:?}");
     assert_eq!(std::fs::read(&target).expect("reads"), b"precious");
     assert_eq!(mode(&target), target_mode, "mode untouched");
 

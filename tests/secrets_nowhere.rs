@@ -453,7 +453,7 @@ fn corrupt_keychain_items_are_reported_without_content() {
             None,
         )
         .expect("entry");
-    let mut garbage = format!("{ACCESS}").into_bytes();
+    let mut garbage = ACCESS.as_bytes().to_vec();
     garbage.extend_from_slice(b"\xff\xfe");
     garbage.extend_from_slice(REFRESH.as_bytes());
     entry.set_secret(&garbage).expect("overwrites");
