@@ -220,12 +220,13 @@ impl Ctx {
     }
 
     /// Remove everything and check that nothing of this test is left in the keychain.
+    /// On failure `Drop` still purges the namespace.
     pub fn finish(mut self) {
-        self.finished = true;
         let n = self.store.remove_all();
         assert!(n.is_ok(), "remove_all failed: {n:?}");
         assert!(self.store.list().expect("list").is_empty());
         assert_eq!(self.accounts(), Vec::<String>::new(), "items left behind");
+        self.finished = true;
     }
 }
 
