@@ -223,7 +223,14 @@ impl TokenStore {
         let mut owned = Vec::new();
         let found = self.check(&mut owned)?;
         let mut fixed = Vec::new();
-        if let Some(Problem::MetadataCorrupt { .. }) = found.problems.first() {
+        let untouchable = found
+            .problems
+            .iter()
+            .any(|p| matches!(p, Problem::MetadataTooNew { .. } | Problem::Unsafe { .. }));
+        if untouchable {
+            // A newer rctoken's metadata, or an unsafe file: never touched;
+            // the final check reports it as remaining.
+        } else if let Some(Problem::MetadataCorrupt { .. }) = found.problems.first() {
             let aside = files::move_aside(self.metadata_path(), self.now().unix_timestamp())?;
             fixed.push(format!("moved the corrupt metadata to {}", aside.display()));
             let rebuilt = self.rebuild()?;

@@ -101,7 +101,6 @@ backend_tests! {
         no_temp_files(t);
     }
 
-    @keyutils_bug("bug: keyutils search of an invalidated key gives KeyRevoked -> KeychainUnavailable, not absent")
     fn failed_commit_of_a_logout_never_leaves_the_secret(t) {
         disarmed();
         t.store.save(&tokens::full("1").0, SaveOptions::new()).expect("1");
@@ -124,7 +123,6 @@ backend_tests! {
         assert_eq!(tokens::access(&t.store.load("2").expect("2").token), sb.access);
     }
 
-    @keyutils_bug("bug: keyutils search of an invalidated key gives KeyRevoked -> KeychainUnavailable, not absent (the retry fails)")
     fn failed_commit_of_remove_all_never_leaves_secrets(t) {
         disarmed();
         for k in ["1", "2"] {

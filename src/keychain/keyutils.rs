@@ -28,6 +28,16 @@ mod imp {
         max_item: usize,
     }
 
+    /// A key that was invalidated (deleted), revoked or has expired stays
+    /// linked until the kernel's key garbage collector runs; meanwhile
+    /// search and read report EKEYREVOKED/EKEYEXPIRED. For us it is gone.
+    fn gone(e: &KeyError) -> bool {
+        matches!(
+            e,
+            KeyError::KeyDoesNotExist | KeyError::KeyRevoked | KeyError::KeyExpired
+        )
+    }
+
     fn err(e: KeyError) -> KcError {
         match e {
             KeyError::AccessDenied | KeyError::KeyRevoked | KeyError::KeyExpired => {
@@ -54,7 +64,7 @@ mod imp {
         fn find(&self, account: &str) -> Result<Option<linux_keyutils::Key>, KcError> {
             match self.ring.search(&format!("{}{account}", self.prefix)) {
                 Ok(k) => Ok(Some(k)),
-                Err(KeyError::KeyDoesNotExist) => Ok(None),
+                Err(e) if gone(&e) => Ok(None),
                 Err(e) => Err(err(e)),
             }
         }
@@ -87,9 +97,17 @@ mod imp {
             };
             // Ask for the size first, then read into a buffer of exactly that size.
             let mut probe: [u8; 0] = [];
-            let len = key.read(&mut probe).map_err(err)?;
+            let len = match key.read(&mut probe) {
+                Ok(n) => n,
+                Err(e) if gone(&e) => return Ok(None),
+                Err(e) => return Err(err(e)),
+            };
             let mut buf = Zeroizing::new(vec![0u8; len]);
-            let got = key.read(&mut *buf).map_err(err)?;
+            let got = match key.read(&mut *buf) {
+                Ok(n) => n,
+                Err(e) if gone(&e) => return Ok(None),
+                Err(e) => return Err(err(e)),
+            };
             if got != len {
                 return Err(KcError::Other("keyutils: key changed while read".into()));
             }
@@ -99,8 +117,11 @@ mod imp {
             let Some(key) = self.find(account)? else {
                 return Ok(false);
             };
-            key.invalidate().map_err(err)?;
-            Ok(true)
+            match key.invalidate() {
+                Ok(()) => Ok(true),
+                Err(e) if gone(&e) => Ok(false),
+                Err(e) => Err(err(e)),
+            }
         }
         fn list(&self) -> Result<Option<Vec<String>>, KcError> {
             let links = self.ring.get_links(4 * 65536).map_err(err)?;
