@@ -36,8 +36,8 @@ pub(crate) struct Decoded {
 /// Why an envelope or item could not be read.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum EnvelopeError {
-    /// A different format or version.
-    Version(String),
+    /// Another format version (a newer build's, or an old one's).
+    Version(u8),
     /// Damaged or inconsistent bytes; the message names a position, never content.
     Malformed(String),
 }
@@ -45,7 +45,11 @@ pub(crate) enum EnvelopeError {
 impl std::fmt::Display for EnvelopeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            EnvelopeError::Version(m) | EnvelopeError::Malformed(m) => f.write_str(m),
+            EnvelopeError::Version(v) => write!(
+                f,
+                "format version {v}; this build reads version {ENVELOPE_VERSION}"
+            ),
+            EnvelopeError::Malformed(m) => f.write_str(m),
         }
     }
 }
@@ -163,13 +167,11 @@ impl<'a> Reader<'a> {
 pub(crate) fn decode(buf: &[u8]) -> Result<Decoded, EnvelopeError> {
     let mut r = Reader { buf, pos: 0 };
     if r.take(4, "magic")? != MAGIC {
-        return Err(EnvelopeError::Version("not an rctoken envelope".into()));
+        return Err(EnvelopeError::Malformed("not an rctoken envelope".into()));
     }
     let version = r.u8("version")?;
     if version != ENVELOPE_VERSION {
-        return Err(EnvelopeError::Version(format!(
-            "envelope version {version}, this build reads {ENVELOPE_VERSION}"
-        )));
+        return Err(EnvelopeError::Version(version));
     }
     let generation = r.u64("generation")?;
     let klen = r.u16("key")? as usize;
@@ -233,15 +235,13 @@ pub(crate) fn item_payload(
 ) -> Result<&[u8], EnvelopeError> {
     let mut r = Reader { buf: item, pos: 0 };
     if r.take(4, "item magic")? != ITEM_MAGIC {
-        return Err(EnvelopeError::Version(
+        return Err(EnvelopeError::Malformed(
             "not an rctoken keychain item".into(),
         ));
     }
     let version = r.u8("item version")?;
     if version != ENVELOPE_VERSION {
-        return Err(EnvelopeError::Version(format!(
-            "item version {version}, this build reads {ENVELOPE_VERSION}"
-        )));
+        return Err(EnvelopeError::Version(version));
     }
     let g = r.u64("item generation")?;
     let i = r.u16("item index")?;

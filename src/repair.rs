@@ -47,12 +47,16 @@ pub enum Problem {
         /// Why (never content).
         reason: String,
     },
-    /// A listed profile's envelope has another format version.
+    /// A listed profile's envelope has another format version. `repair`
+    /// drops the profile when the version is older than this build's, and
+    /// leaves it alone when it is newer (a newer rctoken wrote it).
     VersionMismatch {
         /// The profile key.
         profile: String,
         /// What was found.
         found: String,
+        /// Whether the version found is newer than this build's.
+        newer: bool,
     },
     /// A listed profile's secrets are in another backend than this store's.
     OtherBackend {
@@ -85,7 +89,7 @@ impl std::fmt::Display for Problem {
             Problem::SecretUnreadable { profile, reason } => {
                 write!(f, "profile `{profile}`: keychain item unreadable: {reason}")
             }
-            Problem::VersionMismatch { profile, found } => {
+            Problem::VersionMismatch { profile, found, .. } => {
                 write!(
                     f,
                     "profile `{profile}`: envelope version mismatch ({found})"
@@ -168,6 +172,7 @@ impl TokenStore {
                 report.problems.push(Problem::VersionMismatch {
                     profile: info.profile.clone(),
                     found: format!("metadata says version {}", info.secret.envelope_version),
+                    newer: info.secret.envelope_version > ENVELOPE_VERSION,
                 });
                 continue;
             }
@@ -176,9 +181,10 @@ impl TokenStore {
                 Err(ReadFail::Missing) => report.problems.push(Problem::SecretMissing {
                     profile: info.profile.clone(),
                 }),
-                Err(ReadFail::Version(found)) => report.problems.push(Problem::VersionMismatch {
+                Err(ReadFail::Version(v)) => report.problems.push(Problem::VersionMismatch {
                     profile: info.profile.clone(),
-                    found,
+                    found: format!("keychain item has version {v}"),
+                    newer: v > ENVELOPE_VERSION,
                 }),
                 Err(ReadFail::Malformed(reason)) => {
                     report.problems.push(Problem::SecretUnreadable {
@@ -245,7 +251,11 @@ impl TokenStore {
                 match problem {
                     Problem::SecretMissing { profile }
                     | Problem::SecretUnreadable { profile, .. }
-                    | Problem::VersionMismatch { profile, .. } => {
+                    | Problem::VersionMismatch {
+                        profile,
+                        newer: false,
+                        ..
+                    } => {
                         if let Some(info) = meta.profiles.remove(profile) {
                             self.delete_items(
                                 kc.as_ref(),

@@ -504,7 +504,11 @@ impl TokenStore {
                 profile: key.clone(),
                 backend: kc.name().to_string(),
             },
-            ReadFail::Version(reason) | ReadFail::Malformed(reason) => Error::CorruptSecret {
+            ReadFail::Version(v) => Error::CorruptSecret {
+                profile: key.clone(),
+                reason: envelope::EnvelopeError::Version(v).to_string(),
+            },
+            ReadFail::Malformed(reason) => Error::CorruptSecret {
                 profile: key.clone(),
                 reason,
             },
@@ -834,7 +838,7 @@ fn token_from(info: &ProfileInfo, s: envelope::Decoded) -> TokenInfo {
 pub(crate) enum ReadFail {
     WrongBackend,
     Missing,
-    Version(String),
+    Version(u8),
     Malformed(String),
     Keychain(KcError),
 }

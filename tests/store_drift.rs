@@ -272,6 +272,26 @@ real_backend_tests! {
         assert_eq!(report.problems.len(), 2);
     }
 
+    fn repair_drops_older_versions_but_keeps_newer_ones(t) {
+        let old = t.store.save(&tokens::full("old").0, SaveOptions::new()).expect("old");
+        let new = t.store.save(&tokens::full("new").0, SaveOptions::new()).expect("new");
+        let raw = t.raw();
+        let mut item = raw.get(&item0(&old)).expect("item of old");
+        item[21] = 0; // an envelope version older than any this build writes
+        raw.set(&item0(&old), &item);
+        let mut item = raw.get(&item0(&new)).expect("item of new");
+        item[21] = 9; // a newer rctoken's envelope
+        raw.set(&item0(&new), &item);
+        let report = t.store.repair().expect("repair");
+        let keys: Vec<_> = t.store.list().expect("list").into_iter().map(|p| p.profile).collect();
+        assert_eq!(keys, ["new"], "the newer envelope is kept, the older dropped");
+        assert!(matches!(report.problems.as_slice(),
+            [Problem::VersionMismatch { profile, newer: true, .. }] if profile == "new"),
+            "{:?}", report.problems);
+        assert_eq!(raw.get(&item0(&new)).expect("kept")[21], 9, "a newer item is never rewritten");
+        assert!(raw.get(&item0(&old)).is_none(), "the older item is deleted");
+    }
+
     fn item_of_another_save_is_never_returned(t) {
         let i1 = t.store.save(&tokens::full("1").0, SaveOptions::new()).expect("1");
         let i2 = t.store.save(&tokens::full("2").0, SaveOptions::new()).expect("2");
