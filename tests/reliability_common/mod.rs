@@ -225,6 +225,17 @@ impl Lines {
         }
     }
 
+    /// The next line, waiting at most `limit`.
+    pub fn next_line(&mut self, limit: Duration) -> String {
+        match self.rx.recv_timeout(limit) {
+            Ok(l) => {
+                self.seen.push(l.clone());
+                l
+            }
+            Err(e) => panic!("no line from the child ({e:?}); it printed {:?}", self.seen),
+        }
+    }
+
     /// Wait for a line ending with `marker` (libtest prints `test NAME ... `
     /// before a child's first line). Panics if the child's stdout closes
     /// first or nothing comes within `limit` (a hang, not a speed check).
