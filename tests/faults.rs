@@ -43,6 +43,10 @@ impl Fx {
     /// A store on a fresh fault store holding profile `P` with the "old"
     /// token. `max_item` splits envelopes into several items.
     fn new(max_item: Option<usize>) -> Fx {
+        Fx::build(max_item, Duration::from_secs(30))
+    }
+
+    fn build(max_item: Option<usize>, keychain_timeout: Duration) -> Fx {
         let tmp = tempfile::tempdir().expect("tempdir");
         let kc = FaultStore::new();
         let clock = Arc::new(ManualClock::new(OffsetDateTime::now_utc()));
@@ -50,6 +54,7 @@ impl Fx {
             .dir(tmp.path())
             .backend(fault_store::backend(&kc))
             .clock(clock.clone())
+            .keychain_timeout(keychain_timeout)
             .lock_timeout(Duration::from_secs(30));
         if let Some(n) = max_item {
             b = b.max_item_bytes(n);
@@ -485,4 +490,64 @@ fn a_load_whose_keychain_read_fails_reports_it_and_changes_nothing() {
             fx.repair_is_complete("load", |_| false);
         }
     }
+}
+
+/// Wait (bounded) until the keychain holds `n` items: a stalled call
+/// completes on the store's abandoned worker thread.
+fn wait_for_items(fx: &Fx, n: usize) {
+    let start = std::time::Instant::now();
+    while fx.kc.live_accounts().len() != n {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the stalled call never completed: {:?}",
+            fx.kc.live_accounts()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_keychain_write_that_stalls_past_the_timeout_leaves_only_an_orphan() {
+    let _g = serial();
+    let fx = Fx::build(Some(200), Duration::from_millis(300));
+    let items = fx.items();
+    assert!(items > 2);
+    fx.kc.faults.arm(&[(Op::Set, 2, Fault::Stall(1500))]);
+    let e = fx
+        .store
+        .save(&new_token(), SaveOptions::new().profile(P))
+        .expect_err("the keychain stalls");
+    assert!(matches!(e, Error::KeychainUnavailable { .. }), "{e:?}");
+    assert_eq!(fx.tag().expect("load"), "old");
+    // Item 1 of the abandoned generation lands after the store gave up.
+    wait_for_items(&fx, items + 1);
+    assert_eq!(fx.tag().expect("load"), "old");
+    let problems = fx.repair_is_complete("stalled set", is_orphan);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+}
+
+#[test]
+fn a_keychain_delete_that_stalls_during_logout_leaves_no_secret_after_repair() {
+    let _g = serial();
+    let fx = Fx::build(None, Duration::from_millis(300));
+    fx.kc.faults.arm(&[(Op::Delete, 1, Fault::Stall(1500))]);
+    let e = fx.store.remove(P).expect_err("the keychain stalls");
+    assert!(matches!(e, Error::KeychainUnavailable { .. }), "{e:?}");
+    assert!(fx.store.info(Some(P)).is_ok(), "metadata untouched");
+    // The deletion completes after the store gave up.
+    wait_for_items(&fx, 0);
+    assert!(
+        matches!(fx.tag(), Err(Error::SecretMissing { .. })),
+        "{:?}",
+        fx.tag()
+    );
+    let problems = fx.repair_is_complete(
+        "stalled delete",
+        |p| matches!(p, Problem::SecretMissing { profile } if profile == P),
+    );
+    assert_eq!(problems.len(), 1);
+    assert!(matches!(
+        fx.store.info(Some(P)),
+        Err(Error::NoSuchProfile(_))
+    ));
 }

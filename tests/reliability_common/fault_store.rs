@@ -27,6 +27,9 @@ pub enum Fault {
     Unavailable,
     /// `BadStoreFormat`: the store maps it to `Error::Keychain`.
     Failed,
+    /// The call stalls this many milliseconds, then succeeds: past the
+    /// store's keychain timeout it completes after the store gave up.
+    Stall(u64),
 }
 
 pub const FAULTS: [Fault; 2] = [Fault::Unavailable, Fault::Failed];
@@ -37,14 +40,18 @@ impl Fault {
             Fault::Unavailable => keyring_core::Error::PlatformFailure(Box::new(
                 std::io::Error::other("injected: keychain unreachable"),
             )),
-            Fault::Failed => keyring_core::Error::BadStoreFormat("injected: store failure".into()),
+            Fault::Failed | Fault::Stall(_) => {
+                keyring_core::Error::BadStoreFormat("injected: store failure".into())
+            }
         }
     }
 
     /// Does the store's error match this fault?
     pub fn matches(self, e: &rctoken::Error) -> bool {
         match self {
-            Fault::Unavailable => matches!(e, rctoken::Error::KeychainUnavailable { .. }),
+            Fault::Unavailable | Fault::Stall(_) => {
+                matches!(e, rctoken::Error::KeychainUnavailable { .. })
+            }
             Fault::Failed => matches!(e, rctoken::Error::Keychain { .. }),
         }
     }
@@ -67,6 +74,14 @@ impl Faults {
     }
 
     fn hit(&self, op: Op) -> keyring_core::Result<()> {
+        let stall = self.hit_planned(op)?;
+        if let Some(ms) = stall {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
+        Ok(())
+    }
+
+    fn hit_planned(&self, op: Op) -> keyring_core::Result<Option<u64>> {
         let mut plan = self.plan();
         let n = {
             let c = plan.counts.entry(op).or_default();
@@ -76,9 +91,12 @@ impl Faults {
         if let Some(i) = plan.armed.iter().position(|(o, k, _)| *o == op && *k == n) {
             let fault = plan.armed.remove(i);
             plan.fired.push(fault);
+            if let Fault::Stall(ms) = fault.2 {
+                return Ok(Some(ms));
+            }
             return Err(fault.2.error());
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Reset the counters and fail the `k`th (1-based) call of each listed kind.
