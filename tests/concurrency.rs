@@ -278,6 +278,7 @@ struct Write1 {
 fn mixed(backend_name: &str, procs: usize, ops: usize) {
     let started = Instant::now();
     let app = unique_app(&format!("conc-{backend_name}"));
+    let _purge = PurgeKeyutils(app.clone());
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("store");
     let store = open(&dir, &app, backend_name);
@@ -468,6 +469,7 @@ fn refresh_child() {
 fn single_flight(backend_name: &str) {
     let procs = 16;
     let app = unique_app(&format!("flight-{backend_name}"));
+    let _purge = PurgeKeyutils(app.clone());
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("store");
     let store = open(&dir, &app, backend_name);
@@ -561,6 +563,7 @@ fn stuck_refresher_child() {
 fn a_held_refresh_lock_times_out_other_refreshes_without_calling_them() {
     let backend_name = "keyutils";
     let app = unique_app("refresh-lock");
+    let _purge = PurgeKeyutils(app.clone());
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("store");
     let store = open(&dir, &app, backend_name);

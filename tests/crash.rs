@@ -42,10 +42,14 @@ fn crash_writer_child() {
     if role().as_deref() != Some("crash-writer") {
         return;
     }
-    let store = open(
+    let max_item = std::env::var("REL_MAX_ITEM")
+        .ok()
+        .map(|n| n.parse().expect("max item"));
+    let store = open_split(
         Path::new(&env("REL_DIR")),
         &env("REL_APP"),
         &env("REL_BACKEND"),
+        max_item,
     );
     store.backend().expect("connect to the keychain");
     let mut progress = OpenOptions::new()
@@ -267,49 +271,115 @@ fn check_after_kill(
     }
 }
 
-/// `max_delay_ms`: kills land 0..max_delay_ms after the writer is connected.
-fn crash_loop(backend_name: &str, kills: usize, max_delay_ms: u64) {
-    let started = Instant::now();
-    let app = unique_app(&format!("crash-{backend_name}"));
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = tmp.path().join("store");
-    let store = open(&dir, &app, backend_name);
-    let mut rng = Rng::seeded();
-    let mut stats = Stats::default();
-    let mut committed: Option<u64> = None;
-    let mut next_start: u64 = 0;
-    for iter in 0..kills {
-        let progress = tmp.path().join(format!("progress-{iter}"));
+/// One store and the writer processes killed over it.
+struct Victim {
+    _purge: PurgeKeyutils,
+    tmp: tempfile::TempDir,
+    dir: std::path::PathBuf,
+    app: String,
+    backend_name: String,
+    max_item: Option<usize>,
+    rng: Rng,
+    next_start: u64,
+    kills: usize,
+}
+
+impl Victim {
+    fn new(backend_name: &str, max_item: Option<usize>) -> Victim {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let app = unique_app(&format!("crash-{backend_name}"));
+        Victim {
+            _purge: PurgeKeyutils(app.clone()),
+            dir: tmp.path().join("store"),
+            tmp,
+            app,
+            backend_name: backend_name.to_string(),
+            max_item,
+            rng: Rng::seeded(),
+            next_start: 0,
+            kills: 0,
+        }
+    }
+
+    fn store(&self) -> TokenStore {
+        open(&self.dir, &self.app, &self.backend_name)
+    }
+
+    /// Start a writer, SIGKILL it 0..max_delay_ms after it is connected, and
+    /// return what its progress file says.
+    fn spawn_and_kill(&mut self, max_delay_ms: u64) -> String {
+        let progress = self.tmp.path().join(format!("progress-{}", self.kills));
         let mut cmd = child("crash_writer_child", "crash-writer");
-        cmd.env("REL_DIR", &dir)
-            .env("REL_APP", &app)
-            .env("REL_BACKEND", backend_name)
+        cmd.env("REL_DIR", &self.dir)
+            .env("REL_APP", &self.app)
+            .env("REL_BACKEND", &self.backend_name)
             .env("REL_PROGRESS", &progress)
-            .env("REL_START", next_start.to_string())
+            .env("REL_START", self.next_start.to_string())
             .stdout(Stdio::piped());
+        if let Some(n) = self.max_item {
+            cmd.env("REL_MAX_ITEM", n.to_string());
+        }
         let mut writer = KillOnDrop(cmd.spawn().expect("spawn writer"));
         Lines::new(&mut writer.0).wait_for("READY", Duration::from_secs(60));
-        std::thread::sleep(Duration::from_micros(rng.below(max_delay_ms * 1000)));
+        std::thread::sleep(Duration::from_micros(self.rng.below(max_delay_ms * 1000)));
         if let Some(status) = writer.0.try_wait().expect("try_wait") {
-            panic!("writer exited by itself ({status}) before kill #{iter}: it failed");
+            panic!(
+                "writer exited by itself ({status}) before kill #{}: it failed",
+                self.kills
+            );
         }
         writer.0.kill().expect("SIGKILL");
         let status = writer.0.wait().expect("reap");
         assert!(!status.success(), "writer survived SIGKILL");
-        stats.kills += 1;
-
+        self.kills += 1;
         let text = std::fs::read_to_string(&progress).unwrap_or_default();
-        let (inflight, max_n) = parse_progress(&text, &mut committed, &mut stats);
-        next_start = next_start.max(max_n);
-        committed = check_after_kill(&store, &app, backend_name, committed, inflight, &mut stats);
+        // The next writer continues the numbering after every n used.
+        for line in text.lines().filter(|l| l.starts_with('B')) {
+            let n: u64 = line[2..]
+                .split(' ')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .expect("progress number");
+            self.next_start = self.next_start.max(n);
+        }
+        text
     }
-    let leftovers = std::fs::read_dir(&dir)
-        .expect("read store dir")
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
-        .count();
+
+    /// Temp files in the store directory (metadata writes cut short).
+    fn temp_files(&self) -> usize {
+        std::fs::read_dir(&self.dir)
+            .expect("read store dir")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .count()
+    }
+}
+
+/// `max_delay_ms`: kills land 0..max_delay_ms after the writer is connected.
+/// `max_item`: the writer splits envelopes into items of at most that size,
+/// so a kill can also land between the items of one save or one logout.
+fn crash_loop(backend_name: &str, kills: usize, max_delay_ms: u64, max_item: Option<usize>) {
+    let started = Instant::now();
+    let mut v = Victim::new(backend_name, max_item);
+    let store = v.store();
+    let mut stats = Stats::default();
+    let mut committed: Option<u64> = None;
+    for _ in 0..kills {
+        let text = v.spawn_and_kill(max_delay_ms);
+        stats.kills += 1;
+        let (inflight, _) = parse_progress(&text, &mut committed, &mut stats);
+        committed = check_after_kill(
+            &store,
+            &v.app,
+            backend_name,
+            committed,
+            inflight,
+            &mut stats,
+        );
+    }
     eprintln!(
-        "crash[{backend_name}]: {stats:?}, stale temp files: {leftovers}, took {:?}",
+        "crash[{backend_name}, items ≤ {max_item:?} B]: {stats:?}, stale temp files: {}, took {:?}",
+        v.temp_files(),
         started.elapsed()
     );
     assert!(stats.ops_completed > 0, "the writer never completed an op");
@@ -317,12 +387,43 @@ fn crash_loop(backend_name: &str, kills: usize, max_delay_ms: u64) {
         stats.loaded_old + stats.loaded_new + stats.absent + stats.secret_missing == kills,
         "every kill was checked"
     );
-    cleanup(&store, &app, backend_name);
+    cleanup(&store, &v.app, backend_name);
+}
+
+/// A writer killed inside the atomic metadata write leaves its temp file
+/// behind; nothing else ever deletes it, so a store that sees many crashes
+/// accumulates them. Every metadata write happens under the exclusive
+/// metadata lock, so `repair` (which holds it) can remove them safely.
+#[test]
+fn repair_removes_metadata_temp_files_left_by_killed_writers() {
+    let mut v = Victim::new("keyutils", None);
+    let store = v.store();
+    while v.temp_files() == 0 {
+        assert!(v.kills < 500, "no kill ever landed inside a metadata write");
+        v.spawn_and_kill(30);
+        store.repair().expect("repair");
+    }
+    let before = v.temp_files();
+    let report = store.repair().expect("repair");
+    assert!(report.is_clean(), "{:?}", report.problems);
+    assert_eq!(
+        v.temp_files(),
+        0,
+        "{before} temp file(s) of killed metadata writes survive repair (after {} kills)",
+        v.kills
+    );
+    cleanup(&store, &v.app, "keyutils");
 }
 
 #[test]
 fn sigkill_during_save_refresh_logout_keyutils() {
-    crash_loop("keyutils", 300, 30);
+    crash_loop("keyutils", 200, 30, None);
+}
+
+#[test]
+fn sigkill_between_the_items_of_split_envelopes_keyutils() {
+    // About five items per save: kills also land mid-write and mid-delete.
+    crash_loop("keyutils", 150, 30, Some(200));
 }
 
 #[test]
@@ -331,5 +432,5 @@ fn sigkill_during_save_refresh_logout_secret_service() {
         return;
     }
     // Secret Service calls are slower: a wider window lets ops complete too.
-    crash_loop("secret-service", 100, 100);
+    crash_loop("secret-service", 100, 100, None);
 }

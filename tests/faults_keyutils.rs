@@ -15,9 +15,10 @@ use reliability_common::*;
 
 const P: &str = "drift";
 
-fn setup(test: &str) -> (tempfile::TempDir, TokenStore, String, String) {
+fn setup(test: &str) -> (PurgeKeyutils, tempfile::TempDir, TokenStore, String, String) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let app = unique_app(test);
+    let purge = PurgeKeyutils(app.clone());
     let store = open(tmp.path(), &app, "keyutils");
     let info = store
         .save(&tagged("old", 3600), SaveOptions::new().profile(P))
@@ -25,7 +26,7 @@ fn setup(test: &str) -> (tempfile::TempDir, TokenStore, String, String) {
     assert_eq!(info.secret.items, 1);
     let account = format!("{P}.{}.0", info.secret.generation);
     let id = keyutils_key_id(&app, &account).expect("the key is in /proc/keys");
-    (tmp, store, app, id)
+    (purge, tmp, store, app, id)
 }
 
 fn assert_missing_then_repaired(store: &TokenStore, app: &str) {
@@ -51,21 +52,21 @@ fn assert_missing_then_repaired(store: &TokenStore, app: &str) {
 
 #[test]
 fn an_item_revoked_from_outside_reads_as_missing_and_repair_drops_it() {
-    let (_tmp, store, app, id) = setup("revoked");
+    let (_purge, _tmp, store, app, id) = setup("revoked");
     keyctl(&["revoke", &id]);
     assert_missing_then_repaired(&store, &app);
 }
 
 #[test]
 fn an_item_invalidated_from_outside_reads_as_missing_and_repair_drops_it() {
-    let (_tmp, store, app, id) = setup("invalidated");
+    let (_purge, _tmp, store, app, id) = setup("invalidated");
     keyctl(&["invalidate", &id]);
     assert_missing_then_repaired(&store, &app);
 }
 
 #[test]
 fn logout_and_resave_work_after_an_item_was_revoked_from_outside() {
-    let (_tmp, store, app, id) = setup("revoked-logout");
+    let (_purge, _tmp, store, app, id) = setup("revoked-logout");
     keyctl(&["revoke", &id]);
     store
         .remove(P)

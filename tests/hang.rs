@@ -141,6 +141,7 @@ fn one<'a>(out: &'a str, prefix: &'a str) -> &'a str {
 #[test]
 fn a_secret_service_that_never_answers_times_out_with_keychain_unavailable() {
     let app = unique_app("hang-ss");
+    let _purge = PurgeKeyutils(app.clone());
     let tmp = tempfile::tempdir().expect("tempdir");
     // A profile saved while the keychain still answered (the real Secret
     // Service under scripts/with-keyring.sh, else keyutils).
@@ -187,6 +188,7 @@ fn a_secret_service_that_never_answers_times_out_with_keychain_unavailable() {
 #[test]
 fn auto_falls_back_to_keyutils_when_the_secret_service_never_answers() {
     let app = unique_app("hang-auto");
+    let _purge = PurgeKeyutils(app.clone());
     let tmp = tempfile::tempdir().expect("tempdir");
     let bus = hanging_bus();
     let out = run_child("hanging_auto_child", "hang-auto", &bus, &app, tmp.path());

@@ -165,6 +165,7 @@ fn keyctl_in(args: &[&str], input: &[u8]) {
 #[test]
 fn sixty_four_kib_tokens_on_keyutils() {
     let app = unique_app("large-keyutils");
+    let _purge = PurgeKeyutils(app.clone());
     let tmp = tempfile::tempdir().expect("tempdir");
     let store = open(tmp.path(), &app, "keyutils");
     let id = |account: &str| keyutils_key_id(&app, account).expect("key exists");

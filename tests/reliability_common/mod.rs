@@ -127,12 +127,24 @@ pub fn backend(name: &str) -> Backend {
 
 /// Open a store in `dir` for `app` on the named backend.
 pub fn open(dir: &Path, app: &str, backend_name: &str) -> TokenStore {
-    TokenStore::builder(app)
+    open_split(dir, app, backend_name, None)
+}
+
+/// [`open`], splitting envelopes into items of at most `max_item` bytes.
+pub fn open_split(
+    dir: &Path,
+    app: &str,
+    backend_name: &str,
+    max_item: Option<usize>,
+) -> TokenStore {
+    let mut b = TokenStore::builder(app)
         .dir(dir)
         .backend(backend(backend_name))
-        .lock_timeout(Duration::from_secs(60))
-        .open()
-        .expect("open store")
+        .lock_timeout(Duration::from_secs(60));
+    if let Some(n) = max_item {
+        b = b.max_item_bytes(n);
+    }
+    b.open().expect("open store")
 }
 
 /// The CLI exit code (issue 3) an error maps to.
@@ -356,6 +368,32 @@ pub fn keyctl(args: &[&str]) -> Vec<u8> {
         String::from_utf8_lossy(&out.stderr)
     );
     out.stdout
+}
+
+/// Invalidates every live keyutils key of `app` on drop, so a failing test
+/// leaves nothing in root's user keyring (where keys last until reboot).
+pub struct PurgeKeyutils(pub String);
+
+impl Drop for PurgeKeyutils {
+    fn drop(&mut self) {
+        let prefix = format!("rctoken:{}:", self.0);
+        let Ok(text) = std::fs::read_to_string("/proc/keys") else {
+            return;
+        };
+        for line in text.lines().filter(|l| l.contains(&prefix)) {
+            if let Some(id) = line
+                .split_whitespace()
+                .next()
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
+            {
+                let _ = Command::new("keyctl")
+                    .args(["invalidate", &id.to_string()])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+    }
 }
 
 /// Poll `/proc/keys` until `app`'s live key count is `n` (the kernel
