@@ -225,6 +225,34 @@ fn check_after_kill(
             other => panic!("{ctx}: unexpected problem {other:?}"),
         }
     }
+    if backend_name == "keyutils" {
+        // Seen from outside, every key of the namespace is either one the
+        // metadata references or an orphan verify reported: none escapes.
+        let mut known: Vec<String> = report
+            .problems
+            .iter()
+            .filter_map(|p| match p {
+                Problem::Orphan { account } => Some(account.clone()),
+                _ => None,
+            })
+            .collect();
+        if let Some(info) = store
+            .list()
+            .expect("list")
+            .into_iter()
+            .find(|p| p.profile == PROFILE)
+        {
+            known.extend(
+                (0..info.secret.items).map(|i| format!("{PROFILE}.{}.{i}", info.secret.generation)),
+            );
+        }
+        for (account, _) in keyutils_items(app) {
+            assert!(
+                known.contains(&account),
+                "{ctx}: key {account} is neither referenced nor reported as an orphan"
+            );
+        }
+    }
     if missing {
         assert!(
             report
