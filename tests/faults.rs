@@ -509,10 +509,10 @@ fn wait_for_items(fx: &Fx, n: usize) {
 #[test]
 fn a_keychain_write_that_stalls_past_the_timeout_leaves_only_an_orphan() {
     let _g = serial();
-    let fx = Fx::build(Some(200), Duration::from_millis(300));
+    let fx = Fx::build(Some(200), Duration::from_secs(1));
     let items = fx.items();
     assert!(items > 2);
-    fx.kc.faults.arm(&[(Op::Set, 2, Fault::Stall(1500))]);
+    fx.kc.faults.arm(&[(Op::Set, 2, Fault::Stall(3000))]);
     let e = fx
         .store
         .save(&new_token(), SaveOptions::new().profile(P))
@@ -529,8 +529,8 @@ fn a_keychain_write_that_stalls_past_the_timeout_leaves_only_an_orphan() {
 #[test]
 fn a_keychain_delete_that_stalls_during_logout_leaves_no_secret_after_repair() {
     let _g = serial();
-    let fx = Fx::build(None, Duration::from_millis(300));
-    fx.kc.faults.arm(&[(Op::Delete, 1, Fault::Stall(1500))]);
+    let fx = Fx::build(None, Duration::from_secs(1));
+    fx.kc.faults.arm(&[(Op::Delete, 1, Fault::Stall(3000))]);
     let e = fx.store.remove(P).expect_err("the keychain stalls");
     assert!(matches!(e, Error::KeychainUnavailable { .. }), "{e:?}");
     assert!(fx.store.info(Some(P)).is_ok(), "metadata untouched");
