@@ -386,11 +386,16 @@ impl Drop for PurgeKeyutils {
                 .next()
                 .and_then(|h| u32::from_str_radix(h, 16).ok())
             {
-                let _ = Command::new("keyctl")
-                    .args(["invalidate", &id.to_string()])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status();
+                // Invalidate live keys; unlink revoked ones, which would
+                // otherwise linger for key_gc_delay.
+                let id = id.to_string();
+                for args in [vec!["invalidate", &id], vec!["unlink", &id, "@u"]] {
+                    let _ = Command::new("keyctl")
+                        .args(&args)
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .status();
+                }
             }
         }
     }
