@@ -98,6 +98,32 @@ pub(crate) struct Metadata {
     pub profiles: BTreeMap<String, ProfileInfo>,
 }
 
+/// A serde_json error as what and where, never content: serde's data errors
+/// quote the offending value (`invalid type: string "…"`, `unknown variant
+/// "…"`), and the file may hold anything, a pasted token included.
+fn json_reason(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let msg = e.to_string();
+    let what = match e.classify() {
+        Category::Io => "could not be read".to_string(),
+        Category::Eof => "is empty or truncated".to_string(),
+        Category::Syntax => "is not valid JSON".to_string(),
+        // Field names come from our schema, not from the file.
+        Category::Data => match msg
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next())
+        {
+            Some(field) => format!("lacks the required field `{field}`"),
+            None => "has a field of the wrong type or value".to_string(),
+        },
+    };
+    if e.line() == 0 {
+        what
+    } else {
+        format!("{what} (line {}, column {})", e.line(), e.column())
+    }
+}
+
 impl Metadata {
     pub(crate) fn new() -> Self {
         Metadata {
@@ -135,7 +161,7 @@ impl Metadata {
                         found: v.format_version,
                         supported: FORMAT_VERSION,
                     },
-                    _ => corrupt(e.to_string()),
+                    _ => corrupt(json_reason(&e)),
                 });
             }
         };

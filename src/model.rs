@@ -100,9 +100,7 @@ impl TokenInfo {
     /// # Errors
     /// [`Error::BadToken`] naming the field and the problem (never its value).
     pub fn from_json(bytes: &[u8]) -> Result<TokenInfo, Error> {
-        let value: Value = serde_json::from_slice(bytes).map_err(|e| Error::BadToken {
-            reason: json_syntax_reason(&e),
-        })?;
+        let value = parse_object(bytes).map_err(|reason| Error::BadToken { reason })?;
         Self::from_value(value).map_err(|reason| Error::BadToken { reason })
     }
 
@@ -234,6 +232,139 @@ impl<'de> Deserialize<'de> for TokenInfo {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let value = Value::deserialize(deserializer)?;
         TokenInfo::from_value(value).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parse token JSON into a `Value` without leaving a copy of any string.
+///
+/// serde_json unescapes a string that contains escapes (`\/`, `\u0041`) in
+/// its deserializer's scratch buffer, which it grows by reallocation and
+/// frees without zeroizing. So the top level is parsed into borrowed raw
+/// values (serde_json checks syntax and UTF-8 and skips strings without
+/// unescaping them), each top-level string is unescaped here into one buffer
+/// of its final bound, and a replaced duplicate key's value is wiped. Other
+/// values (never a valid secret) are parsed by serde_json, which also
+/// applies its nesting limit.
+fn parse_object(bytes: &[u8]) -> Result<Value, String> {
+    use serde_json::value::RawValue;
+    let top: &RawValue = serde_json::from_slice(bytes).map_err(|e| json_syntax_reason(&e))?;
+    if !top.get().starts_with('{') {
+        return serde_json::from_str(top.get()).map_err(|e| json_syntax_reason(&e));
+    }
+    let entries: RawEntries<'_> =
+        serde_json::from_str(top.get()).map_err(|e| json_syntax_reason(&e))?;
+    let mut map = Map::new();
+    let mut result = Ok(());
+    for (key, raw) in entries.0 {
+        let value = if raw.get().starts_with('"') {
+            match unescape(raw.get()) {
+                Ok(mut s) => Value::String(std::mem::take(&mut *s)),
+                Err(why) => {
+                    result = result.and(Err(format!("field `{key}`: {why}")));
+                    continue;
+                }
+            }
+        } else {
+            match serde_json::from_str(raw.get()) {
+                Ok(v) => v,
+                Err(e) => {
+                    result = result.and(Err(format!("field `{key}`: {}", json_kind_reason(&e))));
+                    continue;
+                }
+            }
+        };
+        if let Some(old) = map.insert(key, value) {
+            wipe_value(old);
+        }
+    }
+    match result {
+        Ok(()) => Ok(Value::Object(map)),
+        Err(reason) => {
+            wipe_value(Value::Object(map));
+            Err(reason)
+        }
+    }
+}
+
+/// The members of a JSON object, values left as borrowed raw text.
+struct RawEntries<'a>(Vec<(String, &'a serde_json::value::RawValue)>);
+
+impl<'de> Deserialize<'de> for RawEntries<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = RawEntries<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut access: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(key) = access.next_key::<String>()? {
+                    out.push((key, access.next_value()?));
+                }
+                Ok(RawEntries(out))
+            }
+        }
+        d.deserialize_map(Members)
+    }
+}
+
+/// Unescape a JSON string literal (quotes included; its syntax already
+/// checked by serde_json) into one buffer that is never reallocated: the
+/// text without escapes is never longer than the literal.
+fn unescape(literal: &str) -> Result<Zeroizing<String>, &'static str> {
+    let body = &literal[1..literal.len() - 1];
+    let mut out = Zeroizing::new(String::with_capacity(body.len()));
+    let mut rest = body;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        let esc = &rest[at + 1..];
+        let (c, used) = match esc.as_bytes().first() {
+            Some(b'"') => ('"', 1),
+            Some(b'\\') => ('\\', 1),
+            Some(b'/') => ('/', 1),
+            Some(b'b') => ('\u{8}', 1),
+            Some(b'f') => ('\u{c}', 1),
+            Some(b'n') => ('\n', 1),
+            Some(b'r') => ('\r', 1),
+            Some(b't') => ('\t', 1),
+            Some(b'u') => {
+                let hex = |s: &str| s.get(..4).and_then(|h| u32::from_str_radix(h, 16).ok());
+                let hi = hex(&esc[1..]).ok_or("invalid \\u escape")?;
+                match hi {
+                    0xD800..=0xDBFF => {
+                        let lo = esc
+                            .get(5..7)
+                            .filter(|s| *s == "\\u")
+                            .and_then(|_| hex(&esc[7..]))
+                            .filter(|lo| (0xDC00..=0xDFFF).contains(lo))
+                            .ok_or("invalid \\u escape (unpaired surrogate)")?;
+                        let c = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+                        (char::from_u32(c).ok_or("invalid \\u escape")?, 11)
+                    }
+                    0xDC00..=0xDFFF => return Err("invalid \\u escape (unpaired surrogate)"),
+                    c => (char::from_u32(c).ok_or("invalid \\u escape")?, 5),
+                }
+            }
+            _ => return Err("invalid escape"),
+        };
+        out.push(c);
+        rest = &esc[used..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The kind of problem in a nested value, without position (it would be
+/// relative to the value) and without content.
+fn json_kind_reason(e: &serde_json::Error) -> String {
+    let full = json_syntax_reason(e);
+    match full.find(" (line ") {
+        Some(at) => full[..at].to_string(),
+        None => full,
     }
 }
 
