@@ -229,6 +229,14 @@ impl TokenStore {
         let mut owned = Vec::new();
         let found = self.check(&mut owned)?;
         let mut fixed = Vec::new();
+        // Every metadata write runs under the exclusive metadata lock we
+        // hold, so any temp file of one was left by a writer that died.
+        let stale = files::remove_stale_temps(self.metadata_path());
+        if stale > 0 {
+            fixed.push(format!(
+                "removed {stale} temp file(s) left by interrupted metadata writes"
+            ));
+        }
         let untouchable = found
             .problems
             .iter()
