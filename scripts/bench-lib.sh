@@ -1,0 +1,14 @@
+# shellcheck shell=bash
+# Shared by scripts/bench.sh and scripts/bench-smoke.sh: make sure the tools
+# the benchmarks call exist (GNU time for peak RSS; the keyring tools come
+# from scripts/lib/deps.sh via scripts/with-keyring.sh).
+bench_deps() {
+  if [ ! -x /usr/bin/time ]; then
+    echo ">> installing package: time" >&2
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq >&2
+    $sudo apt-get install -y -qq --no-install-recommends time >&2
+  fi
+}
