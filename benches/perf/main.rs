@@ -18,6 +18,8 @@ mod contention;
 #[cfg(target_os = "linux")]
 mod fixtures;
 #[cfg(target_os = "linux")]
+mod layout;
+#[cfg(target_os = "linux")]
 mod overhead;
 #[cfg(target_os = "linux")]
 mod scale;

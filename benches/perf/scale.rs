@@ -8,37 +8,22 @@
 //! the kernel keyring holds N keys of the namespace. Only the two real
 //! profiles are ever read from the keychain.
 
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use linux_keyutils::{Key, KeyRing, KeyRingIdentifier};
-use rctoken::{ProfileInfo, SaveOptions};
-use serde::{Deserialize, Serialize};
+use rctoken::SaveOptions;
 
 use crate::Cfg;
 use crate::cli::TokenCmd;
 use crate::fixtures::{self, BenchStore};
-use crate::overhead::write_atomic_like;
+use crate::layout::{self, Doc, Layouts};
 use crate::stats::{self, Case, Samples};
-
-/// The metadata document as the library reads and writes it.
-#[derive(Serialize, Deserialize)]
-struct Doc {
-    format_version: u64,
-    #[serde(default)]
-    active: Option<String>,
-    #[serde(default)]
-    profiles: BTreeMap<String, ProfileInfo>,
-}
 
 struct Row {
     n: usize,
     meta_bytes: usize,
-    compact_bytes: usize,
     ops: Vec<Samples>,
-    parse: Duration,
-    pretty: Duration,
-    fsync_write: Duration,
+    layouts: Layouts,
 }
 
 fn synthesize(b: &BenchStore, n: usize, ring: &KeyRing) -> Vec<Key> {
@@ -131,27 +116,9 @@ fn measure(cfg: &Cfg, n: usize, ring: &KeyRing) -> Row {
     let ops = stats::alternate(rounds, 1, &mut cases);
     drop(cases);
 
-    // Where a save's time goes at this size.
+    // Where a save's metadata time goes at this size, and candidate layouts.
     let bytes = std::fs::read(b.store.metadata_path()).expect("metadata");
-    let reps = if cfg.smoke { 1 } else { 5 };
-    let time = |f: &mut dyn FnMut()| {
-        let mut s = Samples::new("");
-        for _ in 0..reps {
-            let t = Instant::now();
-            f();
-            s.times.push(t.elapsed());
-        }
-        s.median()
-    };
-    let mut doc: Option<Doc> = None;
-    let parse = time(&mut || doc = Some(serde_json::from_slice(&bytes).expect("typed parse")));
-    let doc = doc.expect("parsed");
-    let mut pretty_len = 0;
-    let pretty = time(&mut || pretty_len = serde_json::to_vec_pretty(&doc).expect("ser").len());
-    let compact_bytes = serde_json::to_vec(&doc).expect("ser").len();
-    let scratch = tempfile::tempdir().expect("temp");
-    let fsync_write = time(&mut || write_atomic_like(scratch.path(), &bytes));
-    assert!(pretty_len > 0);
+    let layouts = layout::measure(&bytes, &real[0], if cfg.smoke { 1 } else { 7 });
 
     // Cleanup: drop the synthetic profiles (BenchStore's drop removes the
     // two real ones), then their filler keys.
@@ -169,11 +136,8 @@ fn measure(cfg: &Cfg, n: usize, ring: &KeyRing) -> Row {
     Row {
         n,
         meta_bytes: bytes.len(),
-        compact_bytes,
         ops,
-        parse,
-        pretty,
-        fsync_write,
+        layouts,
     }
 }
 
@@ -191,31 +155,42 @@ pub fn run(cfg: &Cfg) {
         &[10, 100, 1000, 10000]
     };
     let rows: Vec<Row> = sizes.iter().map(|&n| measure(cfg, n, &ring)).collect();
-    println!();
-    print!("| profiles | metadata | ");
+    println!(
+        "\n### operations (library calls in this process; `rctoken token` is a new process)\n"
+    );
+    print!("| profiles | metadata.json | ");
     for s in &rows[0].ops {
         print!("{} | ", s.name);
     }
-    println!("typed parse | pretty serialize | write+fsync+rename |");
-    println!(
-        "|---:|---:|{}---:|---:|---:|",
-        "---:|".repeat(rows[0].ops.len())
-    );
+    println!();
+    println!("|---:|---:|{}", "---:|".repeat(rows[0].ops.len()));
     for r in &rows {
-        print!(
-            "| {} | {} KiB (compact {} KiB) | ",
-            r.n,
-            r.meta_bytes / 1024,
-            r.compact_bytes / 1024
-        );
+        print!("| {} | {} KiB | ", r.n, r.meta_bytes / 1024);
         for s in &r.ops {
             print!("{} | ", stats::fmt_dur(s.median()));
         }
+        println!();
+    }
+    println!("\n### metadata work of one save: where it goes, and two candidate layouts\n");
+    println!(
+        "| profiles | typed parse | pretty serialize | write+fsync+rename | \
+         current (read+parse+pretty+write) | lazy compact single file | (its size) | \
+         file per profile: save | file per profile: list |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in &rows {
+        let l = &r.layouts;
         println!(
-            "{} | {} | {} |",
-            stats::fmt_dur(r.parse),
-            stats::fmt_dur(r.pretty),
-            stats::fmt_dur(r.fsync_write)
+            "| {} | {} | {} | {} | {} | {} | {} KiB | {} | {} |",
+            r.n,
+            stats::fmt_dur(l.parse),
+            stats::fmt_dur(l.pretty),
+            stats::fmt_dur(l.fsync_write),
+            stats::fmt_dur(l.save_current),
+            stats::fmt_dur(l.save_lazy),
+            l.lazy_bytes / 1024,
+            stats::fmt_dur(l.save_per_profile),
+            stats::fmt_dur(l.list_per_profile),
         );
     }
     let at = |n: usize, op: &str| {
