@@ -29,8 +29,9 @@ impl TokenCmd {
             .expect("run rctoken");
         assert!(
             out.status.success() && out.stdout == format!("{expected}\n").into_bytes(),
-            "`rctoken token` did not print the stored token (status {})",
-            out.status
+            "`rctoken token` did not print the stored token ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
         );
         tok
     }
@@ -49,7 +50,7 @@ impl TokenCmd {
         c.args(args)
             .arg("token")
             .stdin(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(Stdio::piped());
         c
     }
 }
@@ -260,7 +261,11 @@ pub fn run(cfg: &Cfg) {
             let r = match i {
                 0 => {
                     let r = fixtures::run_timed(&mut tok.command(&b, Some("auto")));
-                    assert_eq!(r.stdout, format!("{expected}\n").into_bytes());
+                    assert!(
+                        r.stdout == format!("{expected}\n").into_bytes(),
+                        "`rctoken token` did not print the stored token; stderr: {}",
+                        r.stderr
+                    );
                     r
                 }
                 1 => {

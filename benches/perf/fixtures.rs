@@ -131,6 +131,8 @@ pub struct Ran {
     pub wall: Duration,
     pub ok: bool,
     pub stdout: Vec<u8>,
+    /// What it printed on stderr, if piped (never a secret: errors hold none).
+    pub stderr: String,
 }
 
 /// Run a command to completion (stdout captured), timing it from spawn to reap.
@@ -144,6 +146,7 @@ pub fn run_timed(cmd: &mut Command) -> Ran {
         wall: start.elapsed(),
         ok: out.status.success(),
         stdout: out.stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
 

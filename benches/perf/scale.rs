@@ -109,7 +109,7 @@ fn measure(cfg: &Cfg, n: usize, ring: &KeyRing) -> Row {
             "rctoken token",
             Box::new(|| {
                 let r = fixtures::run_timed(&mut tok.command(&b, None));
-                assert!(r.ok, "token command failed");
+                assert!(r.ok, "rctoken token failed: {}", r.stderr);
             }),
         ),
     ];
