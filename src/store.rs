@@ -674,9 +674,11 @@ impl TokenStore {
 
     /// Single-flight refresh across processes.
     ///
-    /// Under the profile's refresh lock, re-read the profile; if its access
-    /// token is valid for at least `min_valid`, return it without calling
-    /// `refresh`. Otherwise call `refresh` once with the refresh token and
+    /// If the metadata shows the access token valid for at least
+    /// `min_valid`, load and return it without taking any refresh lock.
+    /// Otherwise, under the profile's refresh lock, re-read the metadata; if
+    /// another process refreshed meanwhile, release the lock and return the
+    /// new token without calling `refresh`. Otherwise call `refresh` once with the refresh token and
     /// save its result atomically. If the new token carries no refresh token,
     /// the old one (and its expiry) is kept.
     ///
@@ -694,8 +696,24 @@ impl TokenStore {
         F: FnOnce(&SecretString) -> std::result::Result<TokenInfo, E>,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let key = self.resolve(key_or_label)?;
-        let _refresh = self.lock_refresh(&key)?;
+        // Fast path without the refresh lock: when the metadata says the
+        // token is valid long enough, no single flight is needed.
+        let info = self.info(key_or_label)?;
+        let key = info.profile.clone();
+        if info.access_token_valid_for(self.clock.now(), min_valid) {
+            return self.load(&key);
+        }
+        let refresh_lock = self.lock_refresh(&key)?;
+        // Whoever held the lock may have refreshed already: check the
+        // metadata (no keychain call) and read the secrets after unlocking,
+        // so waiters do not queue on the lock for a keychain round trip each.
+        if self
+            .info(Some(&key))?
+            .access_token_valid_for(self.clock.now(), min_valid)
+        {
+            drop(refresh_lock);
+            return self.load(&key);
+        }
         let current = self.load(&key)?;
         let now = self.clock.now();
         if current.info.access_token_valid_for(now, min_valid) {

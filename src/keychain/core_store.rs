@@ -2,15 +2,16 @@
 //! (Linux), the macOS Keychain, the Windows Credential Manager, and any
 //! caller-supplied store such as keyring-core's mock.
 //!
-//! Every call runs on a worker thread and is abandoned after the configured
-//! timeout, so a keychain that never answers (a prompt nobody sees, a stalled
-//! D-Bus service) yields an "unavailable" error instead of a hang. What the
-//! store hands back is wrapped in `Zeroizing` on that thread, and the bytes
-//! that keyring-core errors carry are wiped before the error is rendered.
+//! Every call runs on the keychain's long-lived worker thread and is
+//! abandoned after the configured timeout, so a keychain that never answers
+//! (a prompt nobody sees, a stalled D-Bus service) yields an "unavailable"
+//! error instead of a hang. What the store hands back is wrapped in
+//! `Zeroizing` on that thread, and the bytes that keyring-core errors carry
+//! are wiped before the error is rendered.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keyring_core::{CredentialStore, Entry};
@@ -27,29 +28,75 @@ pub(crate) struct CoreKeychain {
     service: String,
     timeout: Duration,
     max_item: usize,
+    worker: Worker,
 }
 
-/// Run `f` on a worker thread, giving up after `timeout`.
-fn with_timeout<T: Send + 'static>(
-    timeout: Duration,
-    f: impl FnOnce() -> Result<T, KcError> + Send + 'static,
-) -> Result<T, KcError> {
-    let (tx, rx) = mpsc::sync_channel(1);
-    std::thread::Builder::new()
-        .name("rctoken-keychain".into())
-        .spawn(move || {
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A long-lived thread that runs one keychain's calls in order. Reusing it
+/// matters: the same Secret Service read costs ~0.17 ms (16%) more from a
+/// fresh thread than from a reused one (docs/benchmarks.md, part 1). A call
+/// that times out or panics abandons the thread, so the next call starts a
+/// fresh one and a hung call never blocks later ones.
+#[derive(Default)]
+pub(crate) struct Worker {
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+}
+
+impl Worker {
+    /// Run `f` on the worker thread, giving up after `timeout`.
+    fn run<T: Send + 'static>(
+        &self,
+        timeout: Duration,
+        f: impl FnOnce() -> Result<T, KcError> + Send + 'static,
+    ) -> Result<T, KcError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.submit(Box::new(move || {
             let _ = tx.send(f());
-        })
-        .map_err(|e| KcError::Other(format!("cannot start keychain thread: {e}")))?;
-    match rx.recv_timeout(timeout) {
-        Ok(r) => r,
-        Err(mpsc::RecvTimeoutError::Timeout) => Err(KcError::Unavailable(format!(
-            "no answer within {}s (locked, waiting on a prompt, or stalled)",
-            timeout.as_secs_f64()
-        ))),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            Err(KcError::Other("the keychain call panicked".into()))
+        }))?;
+        match rx.recv_timeout(timeout) {
+            Ok(r) => r,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                self.abandon();
+                Err(KcError::Unavailable(format!(
+                    "no answer within {}s (locked, waiting on a prompt, or stalled)",
+                    timeout.as_secs_f64()
+                )))
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                self.abandon();
+                Err(KcError::Other("the keychain call panicked".into()))
+            }
         }
+    }
+
+    fn submit(&self, job: Job) -> Result<(), KcError> {
+        let mut slot = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        let job = match slot.as_ref() {
+            Some(tx) => match tx.send(job) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::SendError(job)) => job, // the thread is gone
+            },
+            None => job,
+        };
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("rctoken-keychain".into())
+            .spawn(move || {
+                for job in rx {
+                    job();
+                }
+            })
+            .map_err(|e| KcError::Other(format!("cannot start keychain thread: {e}")))?;
+        tx.send(job)
+            .map_err(|_| KcError::Other("the keychain thread exited".into()))?;
+        *slot = Some(tx);
+        Ok(())
+    }
+
+    /// Forget the current thread (it exits once its call returns).
+    fn abandon(&self) {
+        *self.jobs.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 }
 
@@ -85,6 +132,7 @@ impl CoreKeychain {
             service: cfg.service.clone(),
             timeout: cfg.timeout,
             max_item,
+            worker: Worker::default(),
         }
     }
 
@@ -107,33 +155,35 @@ impl Keychain for CoreKeychain {
 
     fn set(&self, account: &str, data: Zeroizing<Vec<u8>>) -> Result<(), KcError> {
         let entry = self.entry(account);
-        with_timeout(self.timeout, move || {
+        self.worker.run(self.timeout, move || {
             entry()?.set_secret(&data).map_err(map_err)
         })
     }
 
     fn get(&self, account: &str) -> Result<Option<Zeroizing<Vec<u8>>>, KcError> {
         let entry = self.entry(account);
-        with_timeout(self.timeout, move || match entry()?.get_secret() {
-            Ok(bytes) => Ok(Some(Zeroizing::new(bytes))),
-            Err(keyring_core::Error::NoEntry) => Ok(None),
-            Err(e) => Err(map_err(e)),
-        })
+        self.worker
+            .run(self.timeout, move || match entry()?.get_secret() {
+                Ok(bytes) => Ok(Some(Zeroizing::new(bytes))),
+                Err(keyring_core::Error::NoEntry) => Ok(None),
+                Err(e) => Err(map_err(e)),
+            })
     }
 
     fn delete(&self, account: &str) -> Result<bool, KcError> {
         let entry = self.entry(account);
-        with_timeout(self.timeout, move || match entry()?.delete_credential() {
-            Ok(()) => Ok(true),
-            Err(keyring_core::Error::NoEntry) => Ok(false),
-            Err(e) => Err(map_err(e)),
-        })
+        self.worker
+            .run(self.timeout, move || match entry()?.delete_credential() {
+                Ok(()) => Ok(true),
+                Err(keyring_core::Error::NoEntry) => Ok(false),
+                Err(e) => Err(map_err(e)),
+            })
     }
 
     fn list(&self) -> Result<Option<Vec<String>>, KcError> {
         let store = self.store.clone();
         let service = self.service.clone();
-        with_timeout(self.timeout, move || {
+        self.worker.run(self.timeout, move || {
             let spec = HashMap::from([("service", service.as_str())]);
             match store.search(&spec) {
                 Ok(entries) => Ok(Some(
@@ -159,20 +209,20 @@ pub(crate) fn secret_service(
     cfg: &OpenConfig,
     max_item: usize,
 ) -> Result<Arc<dyn Keychain>, String> {
-    let store = with_timeout(cfg.timeout, || {
-        zbus_secret_service_keyring_store::Store::new()
-            .map(|s| s as Arc<CredentialStore>)
-            .map_err(map_err)
-    })
-    .map_err(|e| match e {
-        KcError::Unavailable(m) | KcError::Other(m) => m,
-    })?;
-    Ok(Arc::new(CoreKeychain::new(
-        super::SECRET_SERVICE.into(),
-        store,
-        cfg,
-        max_item,
-    )))
+    // Connect on the thread that will make every later call.
+    let worker = Worker::default();
+    let store = worker
+        .run(cfg.timeout, || {
+            zbus_secret_service_keyring_store::Store::new()
+                .map(|s| s as Arc<CredentialStore>)
+                .map_err(map_err)
+        })
+        .map_err(|e| match e {
+            KcError::Unavailable(m) | KcError::Other(m) => m,
+        })?;
+    let mut kc = CoreKeychain::new(super::SECRET_SERVICE.into(), store, cfg, max_item);
+    kc.worker = worker;
+    Ok(Arc::new(kc))
 }
 
 #[cfg(not(target_os = "linux"))]
