@@ -1,6 +1,6 @@
 //! Every command of the `rctoken` binary, driven as a user would, on both
 //! real Linux backends (keyutils; the Secret Service under
-//! scripts/with-keyring.sh).
+//! .ci/with-keyring.sh).
 
 #[macro_use]
 mod cli_common;

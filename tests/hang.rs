@@ -1,6 +1,6 @@
 //! A keychain that does not answer (issue 4 §5): a private session bus on
 //! which `org.freedesktop.secrets` is owned by a process that reads every
-//! call and never replies (scripts/hanging-secret-service.py). A store with
+//! call and never replies (.ci/hanging-secret-service.py). A store with
 //! a 2 s keychain timeout must fail a save and a load with
 //! `KeychainUnavailable` (CLI exit 5) instead of hanging, leave the metadata
 //! alone, and keep `list`/`info` working; `Backend::Auto` must give up on
@@ -44,7 +44,7 @@ fn hanging_bus() -> HangingBus {
     );
     let address = Lines::new(&mut bus.0).next_line(Duration::from_secs(30));
     assert!(address.contains('='), "bus address: {address:?}");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/hanging-secret-service.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/hanging-secret-service.py");
     let mut service = KillOnDrop(
         Command::new("python3")
             .arg(&script)
@@ -144,7 +144,7 @@ fn a_secret_service_that_never_answers_times_out_with_keychain_unavailable() {
     let _purge = PurgeKeyutils(app.clone());
     let tmp = tempfile::tempdir().expect("tempdir");
     // A profile saved while the keychain still answered (the real Secret
-    // Service under scripts/with-keyring.sh, else keyutils).
+    // Service under .ci/with-keyring.sh, else keyutils).
     let backend_name = if secret_service_configured() {
         "secret-service"
     } else {

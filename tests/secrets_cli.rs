@@ -7,7 +7,7 @@
 //! The refresher (`token --refresh-with`) gets the refresh token on stdin,
 //! never in argv or its environment.
 //!
-//! Run under scripts/with-keyring.sh.
+//! Run under .ci/with-keyring.sh.
 #![cfg(feature = "cli")]
 
 use std::io::Write;
@@ -280,7 +280,7 @@ fn cli_output_holds_no_secret_on_keyutils() {
 fn cli_output_holds_no_secret_on_the_secret_service() {
     assert!(
         std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
-        "run under scripts/with-keyring.sh"
+        "run under .ci/with-keyring.sh"
     );
     every_command("secret-service");
 }

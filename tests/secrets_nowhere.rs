@@ -8,7 +8,7 @@
 //! as a Rust byte-list (`[78, 79, …]`), the forms a careless `{:?}` of bytes
 //! would take.
 //!
-//! Run under `scripts/with-keyring.sh`: every operation runs on memory,
+//! Run under `.ci/with-keyring.sh`: every operation runs on memory,
 //! keyutils and the Secret Service.
 
 use std::io::Write;
@@ -153,7 +153,7 @@ fn assert_dir_clean(dir: &Path) -> usize {
 fn backends() -> Vec<(&'static str, Backend)> {
     assert!(
         std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
-        "run under scripts/with-keyring.sh (the Secret Service needs a session bus)"
+        "run under .ci/with-keyring.sh (the Secret Service needs a session bus)"
     );
     vec![
         ("memory", Backend::Memory(MemoryKeychain::new())),

@@ -13,7 +13,7 @@
 //! copy anywhere makes the test fail. A control test proves the checker
 //! detects a leak and does not flag a zeroized buffer.
 //!
-//! Run under `scripts/with-keyring.sh` (the Secret Service phase needs the
+//! Run under `.ci/with-keyring.sh` (the Secret Service phase needs the
 //! session bus); keyutils needs nothing.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -437,7 +437,7 @@ fn assert_only_known(all: &[Found]) {
 fn require_session_bus() {
     assert!(
         std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
-        "run under scripts/with-keyring.sh: the Secret Service phase needs a session bus"
+        "run under .ci/with-keyring.sh: the Secret Service phase needs a session bus"
     );
 }
 

@@ -9,7 +9,7 @@
 //! Runs `import` (stdin and file), `token`, `token --refresh-with` (the
 //! refresher's output is read and parsed), `export --reveal`, `status`,
 //! `list --json`, `doctor` and `logout` on keyutils and on the Secret
-//! Service (run under scripts/with-keyring.sh).
+//! Service (run under .ci/with-keyring.sh).
 #![cfg(feature = "cli")]
 
 use std::io::Write;
@@ -249,7 +249,7 @@ fn cli_frees_no_secret_on_keyutils() {
 fn cli_frees_no_secret_on_the_secret_service() {
     assert!(
         std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
-        "run under scripts/with-keyring.sh"
+        "run under .ci/with-keyring.sh"
     );
     run_everything("secret-service");
 }

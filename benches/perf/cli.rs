@@ -139,7 +139,7 @@ fn peak_rss_kib(cmd: &Command) -> u64 {
 fn memory(cfg: &Cfg, tok: &TokenCmd, b: &BenchStore, st_service: &str, st_args: [&str; 4]) {
     println!("\n### 5. peak RSS (GNU time %M, max resident set of the process)\n");
     if !std::path::Path::new("/usr/bin/time").exists() {
-        println!("skipped: /usr/bin/time missing (scripts/bench.sh installs package `time`)");
+        println!("skipped: /usr/bin/time missing (.ci/bench.sh installs package `time`)");
         return;
     }
     let mut secret_tool = Command::new("secret-tool");
@@ -211,7 +211,7 @@ fn print_phases(title: &str, runs: &[Ran]) {
 pub fn run(cfg: &Cfg) {
     println!("\n## 2. `rctoken token` vs `secret-tool lookup` (same gnome-keyring) and 5. memory");
     if !fixtures::secret_service_available() {
-        println!("skipped: no Secret Service (run inside scripts/with-keyring.sh)");
+        println!("skipped: no Secret Service (run inside .ci/with-keyring.sh)");
         return;
     }
     let b = BenchStore::new("cli", "secret-service");

@@ -204,7 +204,7 @@ pub fn build_profile() -> &'static str {
     }
 }
 
-/// Is the Secret Service reachable (inside scripts/with-keyring.sh)?
+/// Is the Secret Service reachable (inside .ci/with-keyring.sh)?
 pub fn secret_service_available() -> bool {
     std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some()
         && zbus_secret_service_keyring_store::Store::new().is_ok()

@@ -2,9 +2,9 @@
 //! by side, alternated, in one run. Nothing here fails on time.
 //!
 //! ```text
-//! scripts/bench.sh                       # everything, release build, real backends
-//! scripts/bench.sh overhead scale        # only some parts
-//! scripts/bench-smoke.sh                 # CI: tiny counts, checks it all still runs
+//! .ci/bench.sh                       # everything, release build, real backends
+//! .ci/bench.sh overhead scale        # only some parts
+//! .ci/bench-smoke.sh                 # CI: tiny counts, checks it all still runs
 //! ```
 //!
 //! Parts: `overhead` (1), `cli` (2 and 5), `scale` (3), `contention` (4).

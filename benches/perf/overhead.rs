@@ -19,7 +19,7 @@ pub fn run(cfg: &Cfg) {
     if fixtures::secret_service_available() {
         secret_service(cfg);
     } else {
-        println!("\nSecret Service: skipped (no session bus; run inside scripts/with-keyring.sh)");
+        println!("\nSecret Service: skipped (no session bus; run inside .ci/with-keyring.sh)");
     }
 }
 

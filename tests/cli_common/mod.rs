@@ -25,7 +25,7 @@ impl Kind {
 }
 
 /// Whether Secret Service tests should run. They need the session bus that
-/// `scripts/with-keyring.sh` provides; without one they fail, unless
+/// `.ci/with-keyring.sh` provides; without one they fail, unless
 /// RCTOKEN_SKIP_SECRET_SERVICE=1 says to skip them on purpose.
 pub fn secret_service_available() -> bool {
     if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some() {
@@ -36,7 +36,7 @@ pub fn secret_service_available() -> bool {
         return false;
     }
     panic!(
-        "Secret Service tests need a session bus: run under scripts/with-keyring.sh \
+        "Secret Service tests need a session bus: run under .ci/with-keyring.sh \
          (or set RCTOKEN_SKIP_SECRET_SERVICE=1 to skip them deliberately)"
     );
 }

@@ -8,7 +8,7 @@
 //! and checks the namespace is empty, and `Drop` cleans up after a failure.
 //!
 //! Secret Service tests need `DBUS_SESSION_BUS_ADDRESS` (CI runs the suite
-//! under `scripts/with-keyring.sh`); without it they fail, never skip.
+//! under `.ci/with-keyring.sh`); without it they fail, never skip.
 #![allow(dead_code)]
 
 pub mod child;
@@ -63,7 +63,7 @@ pub fn require_session_bus() {
     assert!(
         std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
         "DBUS_SESSION_BUS_ADDRESS is unset: the Secret Service tests need a session bus \
-         with an unlocked keyring. Run them as `scripts/with-keyring.sh cargo test`."
+         with an unlocked keyring. Run them as `.ci/with-keyring.sh cargo test`."
     );
 }
 

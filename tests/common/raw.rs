@@ -35,7 +35,7 @@ fn run(cmd: &mut Command) -> std::process::Output {
 impl Raw {
     pub fn secret_service(service: &str) -> Raw {
         let store = zbus_secret_service_keyring_store::Store::new()
-            .expect("connect to the Secret Service (run under scripts/with-keyring.sh)");
+            .expect("connect to the Secret Service (run under .ci/with-keyring.sh)");
         Raw::SecretService {
             service: service.to_string(),
             store,

@@ -106,7 +106,7 @@ pub fn loaded_tag(s: &StoredToken) -> String {
 }
 
 /// Whether a real Secret Service session bus is configured (CI runs the
-/// tests under `scripts/with-keyring.sh`).
+/// tests under `.ci/with-keyring.sh`).
 pub fn secret_service_configured() -> bool {
     std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some()
 }
@@ -116,7 +116,7 @@ pub fn skip_secret_service(test: &str) -> bool {
     if secret_service_configured() {
         return false;
     }
-    eprintln!("{test}: SKIPPED the Secret Service part: run under scripts/with-keyring.sh");
+    eprintln!("{test}: SKIPPED the Secret Service part: run under .ci/with-keyring.sh");
     true
 }
 

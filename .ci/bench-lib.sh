@@ -1,7 +1,7 @@
 # shellcheck shell=bash
-# Shared by scripts/bench.sh and scripts/bench-smoke.sh: make sure the tools
+# Shared by .ci/bench.sh and .ci/bench-smoke.sh: make sure the tools
 # the benchmarks call exist (GNU time for peak RSS; the keyring tools come
-# from scripts/lib/deps.sh via scripts/with-keyring.sh).
+# from .ci/lib/deps.sh via .ci/with-keyring.sh).
 bench_deps() {
   if [ ! -x /usr/bin/time ]; then
     echo ">> installing package: time" >&2

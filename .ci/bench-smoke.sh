@@ -7,8 +7,8 @@
 # a cold release build would take minutes; smoke figures are meaningless.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-# shellcheck source=scripts/bench-lib.sh
-. scripts/bench-lib.sh
+# shellcheck source=.ci/bench-lib.sh
+. .ci/bench-lib.sh
 bench_deps
 cargo bench --profile dev --all-features --bench perf --no-run
-exec scripts/with-keyring.sh cargo bench --profile dev --all-features --bench perf -- --smoke
+exec .ci/with-keyring.sh cargo bench --profile dev --all-features --bench perf -- --smoke

@@ -13,7 +13,7 @@ declare -A RCTOKEN_DEPS=(
                                  # without dragging in systemd (dbus-user-session)
   [keyctl]=keyutils
   [secret-tool]=libsecret-tools
-  [python3]=python3              # scripts/hanging-secret-service.py (stdlib only)
+  [python3]=python3              # .ci/hanging-secret-service.py (stdlib only)
 )
 
 ensure_deps() {

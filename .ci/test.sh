@@ -9,8 +9,8 @@ export CARGO_TERM_COLOR=never RUST_BACKTRACE=0
 step() { printf '\n==== %s ====\n' "$*"; }
 
 step "system packages"
-# shellcheck source=scripts/lib/deps.sh
-. scripts/lib/deps.sh
+# shellcheck source=.ci/lib/deps.sh
+. .ci/lib/deps.sh
 ensure_deps
 
 step "rustup components and targets"
@@ -36,15 +36,9 @@ step "cargo doc"
 RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps
 
 step "cargo test (inside a private D-Bus session + gnome-keyring)"
-scripts/with-keyring.sh cargo test --all-features
+.ci/with-keyring.sh cargo test --all-features
 
-# ---- HOOK: benchmark smoke test --------------------------------------------
-# Not wired up yet. Create an executable scripts/bench-smoke.sh (e.g. running
-# `cargo bench --bench <name> -- --smoke`) and it will run here.
-if [ -x scripts/bench-smoke.sh ]; then
-  step "bench smoke"
-  scripts/bench-smoke.sh
-fi
-# -----------------------------------------------------------------------------
+step "bench smoke (runs every benchmark with tiny counts; no time verdicts)"
+.ci/bench-smoke.sh
 
 step "all checks passed"

@@ -13,7 +13,7 @@ Exit codes: 0 when the bus goes away, 1 when the name is already owned or
 the bus is unreachable. Stop it with SIGTERM/SIGKILL.
 
 Usage:
-    DBUS_SESSION_BUS_ADDRESS=unix:path=... scripts/hanging-secret-service.py
+    DBUS_SESSION_BUS_ADDRESS=unix:path=... .ci/hanging-secret-service.py
     # wait for the line "READY" on stdout before calling the service
 
 From a Rust test (needs no gnome-keyring on that bus):

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Usage: scripts/with-keyring.sh CMD [ARGS...]
+# Usage: .ci/with-keyring.sh CMD [ARGS...]
 #
 # Runs CMD inside a private D-Bus session bus that has a fresh, unlocked
 # gnome-keyring Secret Service (org.freedesktop.secrets) whose default
@@ -14,7 +14,7 @@ if [ $# -eq 0 ]; then
 fi
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=scripts/lib/deps.sh
+# shellcheck source=.ci/lib/deps.sh
 . "$here/lib/deps.sh"
 ensure_deps
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run every fuzz target for SECONDS each (default 60) with cargo-fuzz on the
 # nightly toolchain, and print the execution counts libFuzzer reports.
-# Not part of scripts/test.sh: it needs nightly and cargo-fuzz
+# Not part of .ci/test.sh: it needs nightly and cargo-fuzz
 # (`rustup toolchain install nightly --profile minimal`, `cargo install cargo-fuzz`).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
