@@ -183,7 +183,7 @@ fn secret_service(cfg: &Cfg) {
                 }),
             ),
             (
-                "raw get on a new thread (as the store runs it)",
+                "raw get on a new thread per call (the store before its worker thread)",
                 Box::new(|| {
                     let (raw, service, account) = (raw.clone(), service.clone(), account.clone());
                     std::thread::spawn(move || {
