@@ -406,6 +406,16 @@ impl TokenStore {
             token.refresh_token.as_ref(),
             token.id_token.as_ref(),
         );
+        if envelope::item_count(envelope.len(), kc.max_item_bytes()) > usize::from(u16::MAX) {
+            return Err(Error::Keychain {
+                backend: kc.name().to_string(),
+                reason: format!(
+                    "the secrets need more than {} items of {} bytes",
+                    u16::MAX,
+                    kc.max_item_bytes()
+                ),
+            });
+        }
         let items = envelope::split(&envelope, generation, kc.max_item_bytes());
         drop(envelope);
         info.secret.items = items.len() as u16;

@@ -330,3 +330,26 @@ backend_tests! {
         assert_eq!(t.store.requested_backend(), t.kind.name());
     }
 }
+
+/// An item limit so small that the envelope would need more than 65,535
+/// items is refused before anything is written, not wrapped around.
+#[test]
+fn an_envelope_needing_more_than_u16_items_is_refused() {
+    use rctoken::{Backend, MemoryKeychain, SaveOptions, TokenInfo, TokenStore};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let keychain = MemoryKeychain::new();
+    let store = TokenStore::builder("too-many-items")
+        .dir(tmp.path())
+        .backend(Backend::Memory(keychain.clone()))
+        .max_item_bytes(18)
+        .open()
+        .expect("open");
+    let big = "a".repeat(70_000);
+    let token = TokenInfo::new(big.as_str().into(), 3600, "x");
+    let err = store
+        .save(&token, SaveOptions::new().profile("p"))
+        .expect_err("too many items");
+    assert!(matches!(err, rctoken::Error::Keychain { .. }), "{err:?}");
+    assert!(keychain.is_empty(), "nothing was written");
+    assert!(store.list().expect("list").is_empty());
+}
