@@ -431,12 +431,13 @@ impl TokenStore {
         // 2. Commit: atomically point the metadata at the new generation.
         let first = meta.profiles.is_empty();
         meta.profiles.insert(key.to_string(), info);
-        if switch || first {
-            meta.set_active(Some(key));
+        // Re-derive every profile's `active` flag, the new record's included.
+        let active = if switch || first {
+            Some(key.to_string())
         } else {
-            let active = meta.active.clone();
-            meta.set_active(active.as_deref());
-        }
+            meta.active.clone()
+        };
+        meta.set_active(active.as_deref());
         if let Err(e) = self.write_meta(&meta) {
             self.delete_items(kc.as_ref(), key, &gen_hex, count);
             return Err(e);

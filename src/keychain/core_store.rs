@@ -230,12 +230,6 @@ pub(crate) fn secret_service(_: &OpenConfig, _: usize) -> Result<Arc<dyn Keychai
     Err("the Secret Service backend exists only on Linux".into())
 }
 
-/// The probe `auto` uses: connecting opens a session with the service, so
-/// success means the service answered.
-pub(crate) fn secret_service_probe(cfg: &OpenConfig) -> Result<Arc<dyn Keychain>, String> {
-    secret_service(cfg, cfg.max_item_bytes.unwrap_or(usize::MAX))
-}
-
 #[cfg(target_os = "macos")]
 pub(crate) fn macos(cfg: &OpenConfig, max_item: usize) -> Result<Arc<dyn Keychain>, String> {
     let store = apple_native_keyring_store::keychain::Store::new().map_err(|e| map_err_text(e))?;

@@ -176,12 +176,15 @@ fn open_auto(cfg: &OpenConfig) -> Result<Opened, Error> {
     if cfg!(target_os = "linux") {
         let why_not = match std::env::var_os("DBUS_SESSION_BUS_ADDRESS") {
             None => "no session bus (DBUS_SESSION_BUS_ADDRESS is unset)".to_string(),
-            Some(_) => match core_store::secret_service_probe(cfg) {
-                Ok(keychain) => {
-                    return Ok(Opened {
-                        keychain,
-                        reason: "auto: the Secret Service answered on the session bus".into(),
-                    });
+            // Connecting opens a session with the service, so success means
+            // the service answered.
+            Some(_) => match open(&Backend::SecretService, cfg) {
+                Ok(mut o) => {
+                    o.reason = "auto: the Secret Service answered on the session bus".into();
+                    return Ok(o);
+                }
+                Err(Error::KeychainUnavailable { reason, .. }) => {
+                    format!("the Secret Service did not answer ({reason})")
                 }
                 Err(e) => format!("the Secret Service did not answer ({e})"),
             },
