@@ -254,6 +254,15 @@ pub(crate) fn item_payload(
     Ok(&item[ITEM_HEADER..])
 }
 
+/// The item count an item's header declares, if the header is ours.
+pub(crate) fn item_header_count(item: &[u8]) -> Option<u16> {
+    if item.get(..4)? != ITEM_MAGIC {
+        return None;
+    }
+    let b = item.get(ITEM_HEADER - 2..ITEM_HEADER)?;
+    Some(u16::from_be_bytes([b[0], b[1]]))
+}
+
 /// Join item payloads into one envelope buffer, allocated once.
 pub(crate) fn join(
     items: &[Zeroizing<Vec<u8>>],

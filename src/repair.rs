@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use time::OffsetDateTime;
 
-use crate::envelope::ENVELOPE_VERSION;
+use crate::envelope::{self, ENVELOPE_VERSION};
 use crate::error::{Error, Result};
 use crate::files;
 use crate::lock::Mode;
@@ -312,7 +312,7 @@ impl TokenStore {
             let Ok(Some(first)) = kc.get(account) else {
                 continue;
             };
-            let Some(count) = first.get(15..17).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
+            let Some(count) = envelope::item_header_count(&first) else {
                 continue;
             };
             let mut candidate = ProfileInfo {
