@@ -155,6 +155,34 @@ pub(crate) fn remove_stale_temps(path: &Path) -> usize {
         .count()
 }
 
+/// Delete the temp files [`write_atomic`] leaves in `dir` when its process
+/// dies mid-write (`.<name>.<pid>.<hex>.tmp`, any name). Call only while
+/// holding the lock that serializes writes in `dir`. Returns how many.
+pub(crate) fn remove_stale_temps_in(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.starts_with('.') && n.ends_with(".tmp") && e.file_type().is_ok_and(|t| t.is_file())
+        })
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
+/// Remove `path` (absent is fine) and fsync its directory.
+pub(crate) fn remove_durable(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("removing", path, e)),
+    }
+    sync_dir(path.parent().unwrap_or(Path::new(".")));
+    Ok(())
+}
+
 /// Move `path` aside to `path.corrupt-<unix time>`, keeping it. Returns the new path.
 pub(crate) fn move_aside(path: &Path, now_unix: i64) -> Result<PathBuf> {
     let mut target = path.as_os_str().to_owned();

@@ -7,9 +7,11 @@
 //!   three in one versioned envelope per profile, so a pair can never be
 //!   half-updated: the Secret Service or kernel keyutils on Linux, the
 //!   Keychain on macOS, the Credential Manager on Windows ([`Backend`]).
-//! - Everything else lives in one JSON metadata file in the platform's local
-//!   data directory (mode 0600 in a 0700 directory), replaced atomically under
-//!   a file lock. Listing profiles never touches the keychain.
+//! - Everything else lives in JSON metadata files in the platform's local
+//!   data directory: one per profile plus a small index (mode 0600 in 0700
+//!   directories), each replaced atomically under a file lock, so a save
+//!   costs the same at 10 profiles and at 10,000. Listing profiles never
+//!   touches the keychain.
 //! - Profiles are keyed by `owner_id` (one RingCentral extension each); one is
 //!   active; each may carry a label.
 //! - [`TokenStore::refresh`] refreshes once across processes: RingCentral
@@ -74,8 +76,8 @@ pub use metadata::{FORMAT_VERSION, ProfileInfo, SecretRef};
 pub use model::{MAX_TTL_SECS, TokenInfo, TokenType};
 pub use names::MAX_NAME_CHARS;
 pub use store::{
-    DEFAULT_KEYCHAIN_TIMEOUT, DEFAULT_LOCK_TIMEOUT, LOCK_FILE, METADATA_FILE, Problem,
-    REFRESH_LOCK_DIR, Report, SaveOptions, StoreBuilder, StoredToken, TokenStore,
+    DEFAULT_KEYCHAIN_TIMEOUT, DEFAULT_LOCK_TIMEOUT, LOCK_FILE, METADATA_FILE, PROFILES_DIR,
+    Problem, REFRESH_LOCK_DIR, Report, SaveOptions, StoreBuilder, StoredToken, TokenStore,
 };
 
 /// Re-exported so callers name the same secret type.

@@ -1,31 +1,47 @@
-//! The metadata file: every non-secret field of each profile, the derived
-//! instants, labels, the active profile and a format version, as one JSON
-//! document. Never holds a secret.
+//! The metadata files: every non-secret field of each profile in a file of
+//! its own (`profiles/<name>.json`), and a small index (`metadata.json`)
+//! holding the format version, the active profile and the labels. Never
+//! holds a secret.
+//!
+//! One file per profile keeps a save's cost independent of how many
+//! profiles the store holds: a save rewrites its own profile's file, and the
+//! index only when the active profile or a label changes (see
+//! `docs/architecture.md`). Format 1 kept everything in `metadata.json`; it
+//! is read as is, and converted by the first write.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
+use crate::files;
 use crate::model::TokenType;
 
 /// The metadata format this build writes and the newest it reads.
-pub const FORMAT_VERSION: u64 = 1;
+pub const FORMAT_VERSION: u64 = 2;
+/// The index file's name inside the store directory.
+pub(crate) const INDEX_FILE: &str = "metadata.json";
+/// The directory of per-profile files inside the store directory.
+pub(crate) const PROFILES_DIR: &str = "profiles";
+/// Longest escaped profile key used verbatim as a file name (NAME_MAX is 255
+/// bytes on common file systems); longer keys get a hashed name.
+const MAX_PLAIN_NAME: usize = 200;
 
 /// Everything non-secret about one stored profile.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct ProfileInfo {
     /// The profile key (the `owner_id`, or the name given at save).
-    #[serde(skip)]
+    #[serde(default)]
     pub profile: String,
     /// Whether this is the active profile.
     #[serde(skip)]
     pub active: bool,
-    /// An optional user-chosen label, unique within the store.
-    #[serde(default)]
+    /// An optional user-chosen label, unique within the store. Kept in the
+    /// index, not in the profile's file (read from format-1 files only).
+    #[serde(default, skip_serializing)]
     pub label: Option<String>,
     /// `owner_id` as received.
     #[serde(default)]
@@ -88,14 +104,70 @@ pub struct SecretRef {
     pub envelope_version: u8,
 }
 
-/// The whole metadata document.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub(crate) struct Metadata {
+/// The index: format version, active profile and labels.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Index {
     pub format_version: u64,
     #[serde(default)]
     pub active: Option<String>,
+    /// label → profile key.
     #[serde(default)]
-    pub profiles: BTreeMap<String, ProfileInfo>,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Index {
+    pub(crate) fn new() -> Self {
+        Index {
+            format_version: FORMAT_VERSION,
+            ..Default::default()
+        }
+    }
+
+    /// The label of `key`, if any.
+    pub(crate) fn label_of(&self, key: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(_, k)| k.as_str() == key)
+            .map(|(l, _)| l.as_str())
+    }
+
+    /// Give `key` the label `label` (or none), dropping any label it had.
+    pub(crate) fn set_label(&mut self, key: &str, label: Option<&str>) {
+        self.labels.retain(|_, k| k != key);
+        if let Some(l) = label {
+            self.labels.insert(l.to_string(), key.to_string());
+        }
+    }
+
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
+        out.push(b'\n');
+        out
+    }
+}
+
+/// Format 1: everything in one document.
+#[derive(Deserialize)]
+struct FormatV1 {
+    #[serde(default)]
+    active: Option<String>,
+    #[serde(default)]
+    profiles: BTreeMap<String, ProfileInfo>,
+}
+
+/// What one read of the index saw. Profiles are read from their files on
+/// demand, except in a format-1 store, whose profiles the index itself holds.
+#[derive(Clone, Debug)]
+pub(crate) struct Snapshot {
+    pub index: Index,
+    v1: Option<BTreeMap<String, ProfileInfo>>,
+}
+
+impl Snapshot {
+    /// Whether this is a format-1 store that a write must convert first.
+    pub(crate) fn is_v1(&self) -> bool {
+        self.v1.is_some()
+    }
 }
 
 /// A serde_json error as what and where, never content: serde's data errors
@@ -124,99 +196,322 @@ fn json_reason(e: &serde_json::Error) -> String {
     }
 }
 
-impl Metadata {
-    pub(crate) fn new() -> Self {
-        Metadata {
-            format_version: FORMAT_VERSION,
-            ..Default::default()
+/// A profile file that could not be read: its path and why.
+pub(crate) type Unreadable = (PathBuf, Error);
+
+/// The metadata files of one store directory.
+#[derive(Clone, Debug)]
+pub(crate) struct MetaFiles {
+    pub index_path: PathBuf,
+    pub profiles_dir: PathBuf,
+}
+
+/// The file name of a profile's metadata: the escaped key, or for keys whose
+/// escaped form is too long for a file name, `~` and the SHA-256 of the key
+/// (escaping never yields `~`, so the two kinds cannot collide). The file
+/// names its key, and a read checks it.
+pub(crate) fn profile_file_name(key: &str) -> String {
+    let escaped = crate::names::escape(key);
+    if escaped.len() <= MAX_PLAIN_NAME {
+        return format!("{escaped}.json");
+    }
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    let mut name = String::with_capacity(70);
+    name.push('~');
+    for b in digest.iter() {
+        name.push_str(&format!("{b:02x}"));
+    }
+    name.push_str(".json");
+    name
+}
+
+/// Whether a directory entry is a profile file (not a temp or moved-aside file).
+pub(crate) fn is_profile_file_name(name: &str) -> bool {
+    !name.starts_with('.') && name.ends_with(".json")
+}
+
+impl MetaFiles {
+    pub(crate) fn new(dir: &Path) -> Self {
+        MetaFiles {
+            index_path: dir.join(INDEX_FILE),
+            profiles_dir: dir.join(PROFILES_DIR),
         }
     }
 
-    /// Read the metadata at `path`; an absent file is an empty store.
-    pub(crate) fn read(path: &Path) -> Result<Metadata> {
-        match crate::files::read_if_exists(path)? {
-            None => Ok(Metadata::new()),
-            Some(bytes) => Metadata::parse(&bytes, path),
+    pub(crate) fn profile_path(&self, key: &str) -> PathBuf {
+        self.profiles_dir.join(profile_file_name(key))
+    }
+
+    /// Read the index; an absent index is an empty store.
+    pub(crate) fn read(&self) -> Result<Snapshot> {
+        if std::fs::symlink_metadata(&self.profiles_dir).is_ok() {
+            files::check_safe(&self.profiles_dir, true)?;
+        }
+        match files::read_if_exists(&self.index_path)? {
+            None => Ok(Snapshot {
+                index: Index::new(),
+                v1: None,
+            }),
+            Some(bytes) => parse_index(&bytes, &self.index_path),
         }
     }
 
-    /// Parse metadata bytes; `path` is only used in errors.
-    pub(crate) fn parse(bytes: &[u8], path: &Path) -> Result<Metadata> {
-        let corrupt = |reason: String| Error::CorruptMetadata {
-            path: path.to_path_buf(),
-            reason,
-        };
-        // One typed parse on the hot path; only a failure pays for a second
-        // look to tell a newer format from a damaged file.
-        let mut meta: Metadata = match serde_json::from_slice(bytes) {
-            Ok(m) => m,
-            Err(e) => {
-                #[derive(Deserialize)]
-                struct VersionOnly {
-                    format_version: u64,
+    /// One profile by key, with its label and active flag from the index.
+    pub(crate) fn profile(&self, snap: &Snapshot, key: &str) -> Result<Option<ProfileInfo>> {
+        let mut info = match &snap.v1 {
+            Some(v1) => match v1.get(key) {
+                Some(p) => p.clone(),
+                None => return Ok(None),
+            },
+            None => {
+                let path = self.profile_path(key);
+                let Some(bytes) = files::read_if_exists(&path)? else {
+                    return Ok(None);
+                };
+                let info = parse_profile(&bytes, &path)?;
+                if info.profile != key {
+                    return Err(corrupt(&path, "it belongs to another profile".into()));
                 }
-                return Err(match serde_json::from_slice::<VersionOnly>(bytes) {
-                    Ok(v) if v.format_version > FORMAT_VERSION => Error::UnsupportedVersion {
-                        path: path.to_path_buf(),
-                        found: v.format_version,
-                        supported: FORMAT_VERSION,
-                    },
-                    _ => corrupt(json_reason(&e)),
-                });
+                info
             }
         };
-        if meta.format_version > FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion {
-                path: path.to_path_buf(),
-                found: meta.format_version,
-                supported: FORMAT_VERSION,
-            });
+        decorate(&snap.index, &mut info);
+        Ok(Some(info))
+    }
+
+    /// A profile by key, or else by label; `None` means the active one.
+    pub(crate) fn lookup(
+        &self,
+        snap: &Snapshot,
+        key_or_label: Option<&str>,
+    ) -> Result<ProfileInfo> {
+        let Some(name) = key_or_label else {
+            return match &snap.index.active {
+                Some(key) => self.profile(snap, key)?.ok_or(Error::NoActiveProfile),
+                None => Err(Error::NoActiveProfile),
+            };
+        };
+        if let Some(info) = self.profile(snap, name)? {
+            return Ok(info);
         }
-        if meta.format_version == 0 {
-            return Err(corrupt("`format_version` 0 is not a valid version".into()));
-        }
-        if let Some(active) = &meta.active
-            && !meta.profiles.contains_key(active)
+        if let Some(key) = snap.index.labels.get(name)
+            && let Some(info) = self.profile(snap, key)?
         {
-            return Err(corrupt(format!("active profile `{active}` is not listed")));
+            return Ok(info);
         }
-        let mut labels = std::collections::HashSet::new();
-        for (key, info) in meta.profiles.iter_mut() {
-            crate::names::check_profile_key(key).map_err(|e| corrupt(e.to_string()))?;
-            if let Some(label) = &info.label
-                && !labels.insert(label.clone())
-            {
-                return Err(corrupt(format!("label `{label}` is used twice")));
+        Err(Error::NoSuchProfile(name.to_string()))
+    }
+
+    /// Whether any profile exists.
+    pub(crate) fn any(&self, snap: &Snapshot) -> Result<bool> {
+        if let Some(v1) = &snap.v1 {
+            return Ok(!v1.is_empty());
+        }
+        Ok(self.profile_names()?.next().is_some())
+    }
+
+    fn profile_names(&self) -> Result<impl Iterator<Item = String>> {
+        let entries = match std::fs::read_dir(&self.profiles_dir) {
+            Ok(e) => Some(e),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io("listing", &self.profiles_dir, e)),
+        };
+        Ok(entries
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| is_profile_file_name(n)))
+    }
+
+    /// Every profile, sorted by key; any unreadable file fails the whole read.
+    pub(crate) fn all(&self, snap: &Snapshot) -> Result<Vec<ProfileInfo>> {
+        let (profiles, mut bad) = self.all_lenient(snap)?;
+        match bad.pop() {
+            Some((_, e)) => Err(e),
+            None => Ok(profiles),
+        }
+    }
+
+    /// Every readable profile, sorted by key, and the files that could not
+    /// be read (path, error).
+    pub(crate) fn all_lenient(
+        &self,
+        snap: &Snapshot,
+    ) -> Result<(Vec<ProfileInfo>, Vec<Unreadable>)> {
+        if let Some(v1) = &snap.v1 {
+            let mut profiles: Vec<ProfileInfo> = v1.values().cloned().collect();
+            for p in &mut profiles {
+                decorate(&snap.index, p);
             }
-            info.profile = key.clone();
-            info.active = meta.active.as_deref() == Some(key.as_str());
+            return Ok((profiles, Vec::new()));
         }
-        Ok(meta)
+        let mut profiles = Vec::new();
+        let mut bad = Vec::new();
+        for name in self.profile_names()? {
+            let path = self.profiles_dir.join(&name);
+            let read = files::read_if_exists(&path).and_then(|bytes| match bytes {
+                // Removed since the directory was listed.
+                None => Ok(None),
+                Some(bytes) => {
+                    let info = parse_profile(&bytes, &path)?;
+                    if profile_file_name(&info.profile) != name {
+                        return Err(corrupt(&path, "its name does not match its profile".into()));
+                    }
+                    Ok(Some(info))
+                }
+            });
+            match read {
+                Ok(Some(mut info)) => {
+                    decorate(&snap.index, &mut info);
+                    profiles.push(info);
+                }
+                Ok(None) => {}
+                Err(e) => bad.push((path, e)),
+            }
+        }
+        profiles.sort_by(|a, b| a.profile.cmp(&b.profile));
+        Ok((profiles, bad))
     }
 
-    /// Serialize for writing: pretty, stable order, trailing newline.
-    pub(crate) fn to_bytes(&self) -> Vec<u8> {
-        let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
-        out.push(b'\n');
-        out
+    pub(crate) fn write_index(&self, index: &Index) -> Result<()> {
+        files::write_atomic(&self.index_path, &index.to_bytes())
     }
 
-    /// Resolve a profile key, or else a label, to a profile key.
-    pub(crate) fn resolve(&self, key_or_label: &str) -> Result<String> {
-        if self.profiles.contains_key(key_or_label) {
-            return Ok(key_or_label.to_string());
-        }
-        self.profiles
-            .values()
-            .find(|p| p.label.as_deref() == Some(key_or_label))
-            .map(|p| p.profile.clone())
-            .ok_or_else(|| Error::NoSuchProfile(key_or_label.to_string()))
+    pub(crate) fn write_profile(&self, info: &ProfileInfo) -> Result<()> {
+        files::ensure_private_dir(&self.profiles_dir)?;
+        let mut bytes = serde_json::to_vec_pretty(info).unwrap_or_default();
+        bytes.push(b'\n');
+        files::write_atomic(&self.profile_path(&info.profile), &bytes)
     }
 
-    pub(crate) fn set_active(&mut self, key: Option<&str>) {
-        self.active = key.map(str::to_string);
-        for (k, p) in self.profiles.iter_mut() {
-            p.active = Some(k.as_str()) == key;
-        }
+    pub(crate) fn remove_profile(&self, key: &str) -> Result<()> {
+        files::remove_durable(&self.profile_path(key))
     }
+
+    /// Convert a format-1 store (caller holds the exclusive metadata lock):
+    /// write every profile's file, remove files of profiles it does not list
+    /// (left by an interrupted conversion), then commit by writing the
+    /// format-2 index. A crash before that leaves format 1 in force, and the
+    /// next write converts again.
+    pub(crate) fn convert_v1(&self, snap: Snapshot) -> Result<Snapshot> {
+        let Some(v1) = snap.v1 else {
+            return Ok(snap);
+        };
+        for info in v1.values() {
+            self.write_profile(info)?;
+        }
+        let keep: std::collections::HashSet<String> =
+            v1.keys().map(|k| profile_file_name(k)).collect();
+        for name in self.profile_names()?.collect::<Vec<_>>() {
+            if !keep.contains(&name) {
+                files::remove_durable(&self.profiles_dir.join(name))?;
+            }
+        }
+        self.write_index(&snap.index)?;
+        log::debug!("converted the metadata to format {FORMAT_VERSION}");
+        Ok(Snapshot {
+            index: snap.index,
+            v1: None,
+        })
+    }
+}
+
+fn decorate(index: &Index, info: &mut ProfileInfo) {
+    info.active = index.active.as_deref() == Some(info.profile.as_str());
+    info.label = index.label_of(&info.profile).map(str::to_string);
+}
+
+fn corrupt(path: &Path, reason: String) -> Error {
+    Error::CorruptMetadata {
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
+fn too_new(path: &Path, found: u64) -> Error {
+    Error::UnsupportedVersion {
+        path: path.to_path_buf(),
+        found,
+        supported: FORMAT_VERSION,
+    }
+}
+
+/// Parse index bytes; `path` is only used in errors.
+pub(crate) fn parse_index(bytes: &[u8], path: &Path) -> Result<Snapshot> {
+    #[derive(Deserialize)]
+    struct VersionOnly {
+        format_version: u64,
+    }
+    let version = match serde_json::from_slice::<VersionOnly>(bytes) {
+        Ok(v) => v.format_version,
+        Err(e) => return Err(corrupt(path, json_reason(&e))),
+    };
+    match version {
+        0 => Err(corrupt(
+            path,
+            "`format_version` 0 is not a valid version".into(),
+        )),
+        1 => parse_v1(bytes, path),
+        FORMAT_VERSION => {
+            let index: Index =
+                serde_json::from_slice(bytes).map_err(|e| corrupt(path, json_reason(&e)))?;
+            if let Some(active) = &index.active {
+                crate::names::check_profile_key(active)
+                    .map_err(|e| corrupt(path, format!("active profile: {e}")))?;
+            }
+            let mut labelled = std::collections::HashSet::new();
+            for (label, key) in &index.labels {
+                crate::names::check_label(label).map_err(|e| corrupt(path, e.to_string()))?;
+                crate::names::check_profile_key(key).map_err(|e| corrupt(path, e.to_string()))?;
+                if !labelled.insert(key) {
+                    return Err(corrupt(path, format!("profile `{key}` has two labels")));
+                }
+            }
+            Ok(Snapshot { index, v1: None })
+        }
+        found => Err(too_new(path, found)),
+    }
+}
+
+fn parse_v1(bytes: &[u8], path: &Path) -> Result<Snapshot> {
+    let doc: FormatV1 =
+        serde_json::from_slice(bytes).map_err(|e| corrupt(path, json_reason(&e)))?;
+    if let Some(active) = &doc.active
+        && !doc.profiles.contains_key(active)
+    {
+        return Err(corrupt(
+            path,
+            format!("active profile `{active}` is not listed"),
+        ));
+    }
+    let mut index = Index::new();
+    index.active = doc.active;
+    let mut profiles = doc.profiles;
+    for (key, info) in profiles.iter_mut() {
+        crate::names::check_profile_key(key).map_err(|e| corrupt(path, e.to_string()))?;
+        if let Some(label) = info.label.take() {
+            crate::names::check_label(&label).map_err(|e| corrupt(path, e.to_string()))?;
+            if index.labels.insert(label.clone(), key.clone()).is_some() {
+                return Err(corrupt(path, format!("label `{label}` is used twice")));
+            }
+        }
+        info.profile = key.clone();
+    }
+    Ok(Snapshot {
+        index,
+        v1: Some(profiles),
+    })
+}
+
+/// Parse a profile file; `path` is only used in errors.
+pub(crate) fn parse_profile(bytes: &[u8], path: &Path) -> Result<ProfileInfo> {
+    let mut info: ProfileInfo =
+        serde_json::from_slice(bytes).map_err(|e| corrupt(path, json_reason(&e)))?;
+    crate::names::check_profile_key(&info.profile)
+        .map_err(|e| corrupt(path, format!("field `profile`: {e}")))?;
+    info.label = None;
+    info.active = false;
+    Ok(info)
 }

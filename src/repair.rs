@@ -1,6 +1,7 @@
-//! Verify and repair: detect drift between the metadata file and the
+//! Verify and repair: detect drift between the metadata files and the
 //! keychain (a secret missing for a listed profile, an item no profile owns,
-//! a version mismatch, a corrupt metadata file) and fix what can be fixed.
+//! a version mismatch, a corrupt index or profile file, an index naming a
+//! profile that does not exist) and fix what can be fixed.
 
 use std::path::PathBuf;
 
@@ -10,7 +11,7 @@ use crate::envelope::{self, ENVELOPE_VERSION};
 use crate::error::{Error, Result};
 use crate::files;
 use crate::lock::Mode;
-use crate::metadata::{Metadata, ProfileInfo, SecretRef};
+use crate::metadata::{Index, ProfileInfo, SecretRef, profile_file_name};
 use crate::names;
 use crate::store::{ReadFail, TokenStore};
 
@@ -18,10 +19,25 @@ use crate::store::{ReadFail, TokenStore};
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Problem {
-    /// The metadata file does not parse.
+    /// The metadata index (`metadata.json`) does not parse.
     MetadataCorrupt {
         /// Why.
         reason: String,
+    },
+    /// A profile's metadata file does not parse.
+    ProfileFileCorrupt {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The index names a profile that does not exist (left by an
+    /// interrupted save or remove). Harmless: readers ignore it.
+    DanglingReference {
+        /// What refers to it: `active profile` or `label `…``.
+        what: String,
+        /// The missing profile key.
+        profile: String,
     },
     /// The metadata file is from a newer format; it is never touched.
     MetadataTooNew {
@@ -76,6 +92,15 @@ impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Problem::MetadataCorrupt { reason } => write!(f, "metadata is corrupt: {reason}"),
+            Problem::ProfileFileCorrupt { path, reason } => {
+                write!(f, "profile file {} is corrupt: {reason}", path.display())
+            }
+            Problem::DanglingReference { what, profile } => {
+                write!(
+                    f,
+                    "the {what} names profile `{profile}`, which does not exist"
+                )
+            }
             Problem::MetadataTooNew { found } => {
                 write!(
                     f,
@@ -144,15 +169,51 @@ impl TokenStore {
 
     fn check(&self, owned: &mut Vec<String>) -> Result<Report> {
         let mut report = Report::default();
-        let meta = match self.read_meta() {
+        let snap = match self.read_meta() {
             Ok(m) => m,
             Err(e) => {
                 report.problems.push(meta_problem(e)?);
                 return Ok(report);
             }
         };
+        let (profiles, bad) = self.meta_files().all_lenient(&snap)?;
+        for (path, e) in bad {
+            report.problems.push(match e {
+                Error::CorruptMetadata { reason, .. } => {
+                    Problem::ProfileFileCorrupt { path, reason }
+                }
+                other => meta_problem(other)?,
+            });
+        }
+        let exists = |key: &str| profiles.iter().any(|p| p.profile == key);
+        if let Some(active) = &snap.index.active
+            && !exists(active)
+        {
+            report.problems.push(Problem::DanglingReference {
+                what: "active profile".into(),
+                profile: active.clone(),
+            });
+        }
+        for (label, key) in &snap.index.labels {
+            if !exists(key) {
+                report.problems.push(Problem::DanglingReference {
+                    what: format!("label `{label}`"),
+                    profile: key.clone(),
+                });
+            }
+        }
+        let corrupt_files: std::collections::HashSet<String> = report
+            .problems
+            .iter()
+            .filter_map(|p| match p {
+                Problem::ProfileFileCorrupt { path, .. } => {
+                    path.file_name().map(|n| n.to_string_lossy().into_owned())
+                }
+                _ => None,
+            })
+            .collect();
         let kc = self.keychain()?;
-        for info in meta.profiles.values() {
+        for info in &profiles {
             if info.secret.backend != kc.name() {
                 report.problems.push(Problem::OtherBackend {
                     profile: info.profile.clone(),
@@ -205,7 +266,15 @@ impl TokenStore {
                 for account in accounts {
                     // Some stores list deleted credentials (keyring-core's mock
                     // keeps them): only an item that still reads is an orphan.
-                    if !owned.contains(&account) && matches!(kc.get(&account), Ok(Some(_))) {
+                    // Items of a profile whose file is corrupt are what
+                    // `repair` rebuilds it from, not orphans.
+                    let recoverable = names::parse_account(&account).is_some_and(|(key, _, _)| {
+                        corrupt_files.contains(&profile_file_name(&key))
+                    });
+                    if !recoverable
+                        && !owned.contains(&account)
+                        && matches!(kc.get(&account), Ok(Some(_)))
+                    {
                         report.problems.push(Problem::Orphan { account });
                     }
                 }
@@ -217,26 +286,31 @@ impl TokenStore {
     }
 
     /// Fix what [`verify`](Self::verify) finds: delete orphaned items, drop
-    /// profiles whose secrets are missing or unreadable, and move a corrupt
-    /// metadata file aside (kept as `metadata.json.corrupt-<time>`) and
-    /// rebuild it from the envelopes in the keychain. A metadata file from a
-    /// newer version, unsafe files and profiles of other backends are left alone.
+    /// profiles whose secrets are missing or unreadable, drop index entries
+    /// naming missing profiles, and move a corrupt index or profile file
+    /// aside (kept as `<name>.corrupt-<time>`). A corrupt profile file is
+    /// rebuilt from its newest envelope in the keychain; a corrupt index is
+    /// replaced by one with no labels and no active profile (the only active
+    /// candidate is a single profile, which becomes active), and if there
+    /// are no profile files (a format-1 store) every profile is rebuilt from
+    /// the keychain. An index from a newer version, unsafe files and
+    /// profiles of other backends are left alone.
     ///
     /// # Errors
     /// As [`verify`](Self::verify), plus I/O errors writing the metadata.
     pub fn repair(&self) -> Result<Report> {
         let _lock = self.lock_meta(Mode::Exclusive)?;
-        let mut owned = Vec::new();
-        let found = self.check(&mut owned)?;
         let mut fixed = Vec::new();
         // Every metadata write runs under the exclusive metadata lock we
         // hold, so any temp file of one was left by a writer that died.
-        let stale = files::remove_stale_temps(self.metadata_path());
+        let stale = files::remove_stale_temps(self.metadata_path())
+            + files::remove_stale_temps_in(self.profiles_dir());
         if stale > 0 {
             fixed.push(format!(
                 "removed {stale} temp file(s) left by interrupted metadata writes"
             ));
         }
+        let mut found = self.check(&mut Vec::new())?;
         let untouchable = found
             .problems
             .iter()
@@ -244,17 +318,29 @@ impl TokenStore {
         if untouchable {
             // A newer rctoken's metadata, or an unsafe file: never touched;
             // the final check reports it as remaining.
-        } else if let Some(Problem::MetadataCorrupt { .. }) = found.problems.first() {
-            let aside = files::move_aside(self.metadata_path(), self.now().unix_timestamp())?;
-            fixed.push(format!("moved the corrupt metadata to {}", aside.display()));
-            let rebuilt = self.rebuild()?;
-            fixed.push(format!(
-                "rebuilt metadata with {} profile(s) from the keychain",
-                rebuilt
-            ));
-        } else if !found.problems.is_empty() {
+            let mut after = self.check(&mut Vec::new())?;
+            after.fixed = fixed;
+            return Ok(after);
+        }
+        // 1. Corrupt files: move aside, rebuild from the keychain. A corrupt
+        //    index hides the profile files, so look again after replacing it.
+        for _pass in 0..2 {
+            if !found.problems.iter().any(|p| {
+                matches!(
+                    p,
+                    Problem::MetadataCorrupt { .. } | Problem::ProfileFileCorrupt { .. }
+                )
+            }) {
+                break;
+            }
+            self.fix_corrupt_files(&found, &mut fixed)?;
+            found = self.check(&mut Vec::new())?;
+        }
+        // 2. Drift between the (now readable) metadata and the keychain.
+        if !found.problems.is_empty() {
             let kc = self.keychain()?;
-            let mut meta = self.read_meta()?;
+            let snap = self.read_meta_for_write()?;
+            let mut index = snap.index.clone();
             for problem in &found.problems {
                 match problem {
                     Problem::SecretMissing { profile }
@@ -264,7 +350,13 @@ impl TokenStore {
                         newer: false,
                         ..
                     } => {
-                        if let Some(info) = meta.profiles.remove(profile) {
+                        if let Some(info) = self.meta_files().profile(&snap, profile)? {
+                            index.set_label(profile, None);
+                            if index.active.as_deref() == Some(profile.as_str()) {
+                                index.active = None;
+                            }
+                            self.meta_files().write_index(&index)?;
+                            self.meta_files().remove_profile(profile)?;
                             self.delete_items(
                                 kc.as_ref(),
                                 profile,
@@ -278,28 +370,81 @@ impl TokenStore {
                         Ok(_) => fixed.push(format!("deleted orphaned keychain item `{account}`")),
                         Err(e) => return Err(self.kc_err(kc.as_ref(), e)),
                     },
+                    Problem::DanglingReference { profile, .. } => {
+                        index.set_label(profile, None);
+                        if index.active.as_deref() == Some(profile.as_str()) {
+                            index.active = None;
+                        }
+                        fixed.push(format!("removed from the index: {problem}"));
+                    }
                     _ => {}
                 }
             }
-            if meta
-                .active
-                .as_ref()
-                .is_some_and(|a| !meta.profiles.contains_key(a))
-            {
-                meta.set_active(None);
+            if index != snap.index {
+                self.meta_files().write_index(&index)?;
             }
-            self.write_meta(&meta)?;
         }
         let mut after = self.check(&mut Vec::new())?;
         after.fixed = fixed;
         Ok(after)
     }
 
-    /// Rebuild metadata from the envelopes in the keychain. The newest save of
-    /// each profile wins; older generations are deleted. No profile is active.
-    fn rebuild(&self) -> Result<usize> {
+    /// Move corrupt metadata files aside and rebuild what they held.
+    fn fix_corrupt_files(&self, found: &Report, fixed: &mut Vec<String>) -> Result<()> {
+        let mut rebuild_names = std::collections::HashSet::new();
+        let mut rebuild_all = false;
+        for problem in &found.problems {
+            match problem {
+                Problem::MetadataCorrupt { .. } => {
+                    let aside =
+                        files::move_aside(self.metadata_path(), self.now().unix_timestamp())?;
+                    fixed.push(format!("moved the corrupt metadata to {}", aside.display()));
+                    rebuild_all = !self.meta_files().any(&self.read_meta()?)?;
+                }
+                Problem::ProfileFileCorrupt { path, .. } => {
+                    let aside = files::move_aside(path, self.now().unix_timestamp())?;
+                    fixed.push(format!(
+                        "moved the corrupt profile file to {}",
+                        aside.display()
+                    ));
+                    if let Some(name) = path.file_name() {
+                        rebuild_names.insert(name.to_string_lossy().into_owned());
+                    }
+                }
+                _ => {}
+            }
+        }
+        if rebuild_all || !rebuild_names.is_empty() {
+            let only = (!rebuild_all).then_some(&rebuild_names);
+            let rebuilt = self.rebuild(only)?;
+            fixed.push(format!("rebuilt {rebuilt} profile(s) from the keychain"));
+        }
+        if found
+            .problems
+            .iter()
+            .any(|p| matches!(p, Problem::MetadataCorrupt { .. }))
+        {
+            let snap = self.read_meta()?;
+            let (profiles, _corrupt) = self.meta_files().all_lenient(&snap)?;
+            let mut index = Index::new();
+            if let [only] = profiles.as_slice() {
+                index.active = Some(only.profile.clone());
+            }
+            self.meta_files().write_index(&index)?;
+            fixed.push(format!(
+                "wrote a new metadata index for {} profile(s) (labels are not recoverable)",
+                profiles.len()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Rebuild profile files from the envelopes in the keychain: those whose
+    /// file name is in `only`, or every profile for `None`. The newest save
+    /// of each profile wins; older generations are deleted.
+    fn rebuild(&self, only: Option<&std::collections::HashSet<String>>) -> Result<usize> {
         let kc = self.keychain()?;
-        let mut meta = Metadata::new();
+        let mut rebuilt: std::collections::BTreeMap<String, ProfileInfo> = Default::default();
         let accounts = kc
             .list()
             .map_err(|e| self.kc_err(kc.as_ref(), e))?
@@ -309,6 +454,9 @@ impl TokenStore {
             let Some((key, generation, 0)) = names::parse_account(account) else {
                 continue;
             };
+            if only.is_some_and(|names| !names.contains(&profile_file_name(&key))) {
+                continue;
+            }
             let Ok(Some(first)) = kc.get(account) else {
                 continue;
             };
@@ -335,32 +483,26 @@ impl TokenStore {
                 continue;
             };
             info.profile = key.clone();
+            info.label = None;
             info.secret = candidate.secret;
-            match meta.profiles.get(&key) {
+            match rebuilt.get(&key) {
                 Some(existing) if existing.obtained_at >= info.obtained_at => {
                     losers.push((key, generation, count));
                 }
                 _ => {
-                    if let Some(old) = meta.profiles.insert(key.clone(), info) {
+                    if let Some(old) = rebuilt.insert(key.clone(), info) {
                         losers.push((key, old.secret.generation, old.secret.items));
                     }
                 }
             }
         }
-        // Labels must stay unique: drop duplicates rather than guess.
-        let mut seen = std::collections::HashSet::new();
-        for info in meta.profiles.values_mut() {
-            if let Some(l) = &info.label
-                && !seen.insert(l.clone())
-            {
-                info.label = None;
-            }
+        for info in rebuilt.values() {
+            self.meta_files().write_profile(info)?;
         }
-        self.write_meta(&meta)?;
         for (key, generation, count) in losers {
             self.delete_items(kc.as_ref(), &key, &generation, count);
         }
-        Ok(meta.profiles.len())
+        Ok(rebuilt.len())
     }
 }
 

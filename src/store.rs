@@ -1,5 +1,6 @@
-//! [`TokenStore`]: profiles of tokens, secrets in the keychain, metadata in a
-//! locked JSON file, and the commit protocol that keeps the two consistent.
+//! [`TokenStore`]: profiles of tokens, secrets in the keychain, metadata in
+//! locked JSON files (one per profile, plus an index), and the commit
+//! protocol that keeps the two consistent.
 //!
 //! Lock order, everywhere: a profile's refresh lock, then the metadata lock.
 //! Several refresh locks (only `remove_all`) are taken in key order.
@@ -17,13 +18,15 @@ use crate::error::{Error, Result};
 use crate::files;
 use crate::keychain::{self, Backend, KcError, Keychain, OpenConfig};
 use crate::lock::{FileLock, Mode};
-use crate::metadata::{Metadata, ProfileInfo, SecretRef};
+use crate::metadata::{Index, MetaFiles, ProfileInfo, SecretRef, Snapshot};
 use crate::model::{TokenInfo, parse_rfc3339};
 use crate::names;
 pub use crate::repair::{Problem, Report};
 
-/// The metadata file's name inside the store directory.
-pub const METADATA_FILE: &str = "metadata.json";
+/// The metadata index file's name inside the store directory.
+pub const METADATA_FILE: &str = crate::metadata::INDEX_FILE;
+/// The directory of per-profile metadata files inside the store directory.
+pub const PROFILES_DIR: &str = crate::metadata::PROFILES_DIR;
 /// The metadata lock file's name inside the store directory.
 pub const LOCK_FILE: &str = "metadata.lock";
 /// The directory of per-profile refresh locks inside the store directory.
@@ -153,7 +156,7 @@ impl StoreBuilder {
         };
         files::ensure_private_dir(&dir)?;
         Ok(TokenStore {
-            meta_path: dir.join(METADATA_FILE),
+            meta: MetaFiles::new(&dir),
             lock_path: dir.join(LOCK_FILE),
             kc_cfg: OpenConfig {
                 service: format!("rctoken:{}", self.app_id),
@@ -179,7 +182,7 @@ struct OpenedKeychain {
 pub struct TokenStore {
     app_id: String,
     dir: PathBuf,
-    meta_path: PathBuf,
+    meta: MetaFiles,
     lock_path: PathBuf,
     backend: Backend,
     kc_cfg: OpenConfig,
@@ -229,9 +232,17 @@ impl TokenStore {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
-    /// The metadata file.
+    /// The metadata index file (format version, active profile, labels).
     pub fn metadata_path(&self) -> &Path {
-        &self.meta_path
+        &self.meta.index_path
+    }
+    /// The directory of per-profile metadata files.
+    pub fn profiles_dir(&self) -> &Path {
+        &self.meta.profiles_dir
+    }
+    /// The metadata file of profile `key` (whether or not it exists).
+    pub fn profile_path(&self, key: &str) -> PathBuf {
+        self.meta.profile_path(key)
     }
     /// The metadata lock file.
     pub fn lock_path(&self) -> &Path {
@@ -302,19 +313,31 @@ impl TokenStore {
     fn lock_refresh(&self, key: &str) -> Result<FileLock> {
         let dir = self.dir.join(REFRESH_LOCK_DIR);
         files::ensure_private_dir(&dir)?;
-        let path = dir.join(format!("{}.lock", names::escape(key)));
+        let name = crate::metadata::profile_file_name(key);
+        let path = dir.join(format!("{}.lock", name.trim_end_matches(".json")));
         FileLock::acquire(&path, Mode::Exclusive, self.lock_timeout)
     }
 
-    pub(crate) fn read_meta(&self) -> Result<Metadata> {
-        Metadata::read(&self.meta_path)
+    pub(crate) fn meta_files(&self) -> &MetaFiles {
+        &self.meta
     }
 
-    pub(crate) fn write_meta(&self, meta: &Metadata) -> Result<()> {
-        files::write_atomic(&self.meta_path, &meta.to_bytes())
+    /// Read the metadata index (caller holds the metadata lock).
+    pub(crate) fn read_meta(&self) -> Result<Snapshot> {
+        self.meta.read()
     }
 
-    /// List every profile, sorted by key. Reads only the metadata file: no
+    /// Read the metadata index for a write (caller holds the exclusive
+    /// metadata lock), converting a format-1 store first.
+    pub(crate) fn read_meta_for_write(&self) -> Result<Snapshot> {
+        let snap = self.meta.read()?;
+        if snap.is_v1() {
+            return self.meta.convert_v1(snap);
+        }
+        Ok(snap)
+    }
+
+    /// List every profile, sorted by key. Reads only the metadata files: no
     /// keychain access, so no prompts.
     ///
     /// # Errors
@@ -322,7 +345,8 @@ impl TokenStore {
     /// [`Error::UnsafeStore`], [`Error::LockTimeout`], [`Error::Io`].
     pub fn list(&self) -> Result<Vec<ProfileInfo>> {
         let _lock = self.lock_meta(Mode::Shared)?;
-        Ok(self.read_meta()?.profiles.into_values().collect())
+        let snap = self.read_meta()?;
+        self.meta.all(&snap)
     }
 
     /// The metadata of one profile (by key or label), or of the active one
@@ -332,9 +356,8 @@ impl TokenStore {
     /// [`Error::NoSuchProfile`], [`Error::NoActiveProfile`], and those of [`list`](Self::list).
     pub fn info(&self, key_or_label: Option<&str>) -> Result<ProfileInfo> {
         let _lock = self.lock_meta(Mode::Shared)?;
-        let meta = self.read_meta()?;
-        let key = resolve_or_active(&meta, key_or_label)?;
-        Ok(meta.profiles[&key].clone())
+        let snap = self.read_meta()?;
+        self.meta.lookup(&snap, key_or_label)
     }
 
     /// Resolve a profile key or label (or the active profile for `None`) to a key.
@@ -386,15 +409,18 @@ impl TokenStore {
         let mut info = profile_info(token, key, now, kc.name(), &gen_hex)?;
 
         let _lock = self.lock_meta(Mode::Exclusive)?;
-        let mut meta = self.read_meta()?;
-        let old = meta.profiles.get(key).cloned();
+        let snap = self.read_meta_for_write()?;
+        let old = self.meta.profile(&snap, key)?;
+        // A label naming `key` while it has no file is left over from an
+        // interrupted remove: a new profile does not inherit it.
         info.label = match label {
             Some(l) => Some(l.to_string()),
             None => old.as_ref().and_then(|o| o.label.clone()),
         };
         if let Some(l) = &info.label {
-            check_label_free(&meta, key, l)?;
+            self.check_label_free(&snap, key, l)?;
         }
+        let first = old.is_none() && !self.meta.any(&snap)?;
 
         // 1. Write the new generation's items. Nothing refers to them yet.
         let record = serde_json::to_vec(&info).unwrap_or_default();
@@ -428,29 +454,39 @@ impl TokenStore {
             }
         }
 
-        // 2. Commit: atomically point the metadata at the new generation.
-        let first = meta.profiles.is_empty();
-        meta.profiles.insert(key.to_string(), info);
-        // Re-derive every profile's `active` flag, the new record's included.
-        let active = if switch || first {
-            Some(key.to_string())
-        } else {
-            meta.active.clone()
-        };
-        meta.set_active(active.as_deref());
-        if let Err(e) = self.write_meta(&meta) {
+        // 2. The index, if the active profile or a label changes. Written
+        //    before the profile's file: a crash in between leaves the old
+        //    profile with its new label or active flag, or, for a new
+        //    profile, an index naming a profile that does not exist yet,
+        //    which readers treat as absent. Never a torn profile.
+        let mut index = snap.index.clone();
+        index.set_label(key, info.label.as_deref());
+        if switch || first {
+            index.active = Some(key.to_string());
+        }
+        let index_changed = index != snap.index;
+        if index_changed && let Err(e) = self.meta.write_index(&index) {
             self.delete_items(kc.as_ref(), key, &gen_hex, count);
             return Err(e);
         }
+        // 3. Commit: atomically point the profile's file at the new generation.
+        if let Err(e) = self.meta.write_profile(&info) {
+            self.delete_items(kc.as_ref(), key, &gen_hex, count);
+            if index_changed && let Err(e) = self.meta.write_index(&snap.index) {
+                log::warn!("could not restore the metadata index: {e}");
+            }
+            return Err(e);
+        }
+        info.active = index.active.as_deref() == Some(key);
         log::debug!("saved profile `{key}` generation {gen_hex} in {count} item(s)");
 
-        // 3. Drop the old generation. A failure leaves an orphan for `repair`.
+        // 4. Drop the old generation. A failure leaves an orphan for `repair`.
         if let Some(old) = old
             && old.secret.backend == kc.name()
         {
             self.delete_items(kc.as_ref(), key, &old.secret.generation, old.secret.items);
         }
-        Ok(meta.profiles[key].clone())
+        Ok(info)
     }
 
     /// Best-effort deletion of items `0..count` of a generation.
@@ -488,9 +524,8 @@ impl TokenStore {
     /// As [`load`](Self::load).
     pub fn load_opt(&self, key_or_label: Option<&str>) -> Result<StoredToken> {
         let _lock = self.lock_meta(Mode::Shared)?;
-        let meta = self.read_meta()?;
-        let key = resolve_or_active(&meta, key_or_label)?;
-        let info = meta.profiles[&key].clone();
+        let snap = self.read_meta()?;
+        let info = self.meta.lookup(&snap, key_or_label)?;
         let kc = self.keychain()?;
         let secrets = self.read_secrets(kc.as_ref(), &info)?;
         Ok(StoredToken {
@@ -565,11 +600,15 @@ impl TokenStore {
     /// [`Error::NoSuchProfile`], and the metadata errors of [`list`](Self::list).
     pub fn switch(&self, key_or_label: &str) -> Result<ProfileInfo> {
         let _lock = self.lock_meta(Mode::Exclusive)?;
-        let mut meta = self.read_meta()?;
-        let key = meta.resolve(key_or_label)?;
-        meta.set_active(Some(&key));
-        self.write_meta(&meta)?;
-        Ok(meta.profiles[&key].clone())
+        let snap = self.read_meta_for_write()?;
+        let mut info = self.meta.lookup(&snap, Some(key_or_label))?;
+        let mut index = snap.index.clone();
+        index.active = Some(info.profile.clone());
+        if index != snap.index {
+            self.meta.write_index(&index)?;
+        }
+        info.active = true;
+        Ok(info)
     }
 
     /// Set or clear a profile's label. Labels are unique and may not equal
@@ -582,16 +621,18 @@ impl TokenStore {
             names::check_label(l)?;
         }
         let _lock = self.lock_meta(Mode::Exclusive)?;
-        let mut meta = self.read_meta()?;
-        let key = meta.resolve(key_or_label)?;
+        let snap = self.read_meta_for_write()?;
+        let mut info = self.meta.lookup(&snap, Some(key_or_label))?;
         if let Some(l) = label {
-            check_label_free(&meta, &key, l)?;
+            self.check_label_free(&snap, &info.profile, l)?;
         }
-        if let Some(p) = meta.profiles.get_mut(&key) {
-            p.label = label.map(str::to_string);
+        let mut index = snap.index.clone();
+        index.set_label(&info.profile, label);
+        if index != snap.index {
+            self.meta.write_index(&index)?;
         }
-        self.write_meta(&meta)?;
-        Ok(meta.profiles[&key].clone())
+        info.label = label.map(str::to_string);
+        Ok(info)
     }
 
     /// Remove a profile: its secrets from the keychain first, then its
@@ -605,19 +646,24 @@ impl TokenStore {
         let key = self.resolve(Some(key_or_label))?;
         let _refresh = self.lock_refresh(&key)?;
         let _lock = self.lock_meta(Mode::Exclusive)?;
-        let mut meta = self.read_meta()?;
-        let info = meta
-            .profiles
-            .get(&key)
-            .cloned()
+        let snap = self.read_meta_for_write()?;
+        let info = self
+            .meta
+            .profile(&snap, &key)?
             .ok_or_else(|| Error::NoSuchProfile(key.clone()))?;
         let kc = self.keychain()?;
         self.delete_profile_items(kc.as_ref(), &info)?;
-        meta.profiles.remove(&key);
-        if meta.active.as_deref() == Some(key.as_str()) {
-            meta.set_active(None);
+        // The index before the file: a crash in between leaves a profile
+        // without label or active flag, whose missing secrets `repair` drops.
+        let mut index = snap.index.clone();
+        index.set_label(&key, None);
+        if index.active.as_deref() == Some(key.as_str()) {
+            index.active = None;
         }
-        self.write_meta(&meta)?;
+        if index != snap.index {
+            self.meta.write_index(&index)?;
+        }
+        self.meta.remove_profile(&key)?;
         log::debug!("removed profile `{key}`");
         Ok(info)
     }
@@ -651,23 +697,20 @@ impl TokenStore {
             .map(|k| self.lock_refresh(k))
             .collect::<Result<_>>()?;
         let _lock = self.lock_meta(Mode::Exclusive)?;
-        let mut meta = self.read_meta()?;
+        let snap = self.read_meta_for_write()?;
+        let profiles = self.meta.all(&snap)?;
         let kc = self.keychain()?;
         // Refuse before deleting anything if some secrets live in another
         // backend: clearing their metadata would strand them there.
-        if let Some(info) = meta
-            .profiles
-            .values()
-            .find(|p| p.secret.backend != kc.name())
-        {
+        if let Some(info) = profiles.iter().find(|p| p.secret.backend != kc.name()) {
             return Err(Error::WrongBackend {
                 profile: info.profile.clone(),
                 held_by: info.secret.backend.clone(),
                 backend: kc.name().to_string(),
             });
         }
-        let removed = meta.profiles.len();
-        for info in meta.profiles.values() {
+        let removed = profiles.len();
+        for info in &profiles {
             self.delete_profile_items(kc.as_ref(), info)?;
         }
         if let Ok(Some(accounts)) = kc.list() {
@@ -677,9 +720,10 @@ impl TokenStore {
                 }
             }
         }
-        meta.profiles.clear();
-        meta.set_active(None);
-        self.write_meta(&meta)?;
+        self.meta.write_index(&Index::new())?;
+        for info in &profiles {
+            self.meta.remove_profile(&info.profile)?;
+        }
         Ok(removed)
     }
 
@@ -757,25 +801,21 @@ impl TokenStore {
     }
 }
 
-fn resolve_or_active(meta: &Metadata, key_or_label: Option<&str>) -> Result<String> {
-    match key_or_label {
-        Some(k) => meta.resolve(k),
-        None => meta.active.clone().ok_or(Error::NoActiveProfile),
+impl TokenStore {
+    /// Labels are unique and may not equal another profile's key.
+    fn check_label_free(&self, snap: &Snapshot, key: &str, label: &str) -> Result<()> {
+        let label_taken = match snap.index.labels.get(label) {
+            Some(owner) => owner != key && self.meta.profile(snap, owner)?.is_some(),
+            None => false,
+        };
+        if label_taken || (label != key && self.meta.profile(snap, label)?.is_some()) {
+            return Err(Error::InvalidName {
+                what: "label",
+                reason: format!("`{label}` already names another profile"),
+            });
+        }
+        Ok(())
     }
-}
-
-fn check_label_free(meta: &Metadata, key: &str, label: &str) -> Result<()> {
-    let taken = meta
-        .profiles
-        .values()
-        .any(|p| p.profile != key && (p.label.as_deref() == Some(label) || p.profile == label));
-    if taken {
-        return Err(Error::InvalidName {
-            what: "label",
-            reason: format!("`{label}` already names another profile"),
-        });
-    }
-    Ok(())
 }
 
 /// The non-secret record of a token saved at `now`.

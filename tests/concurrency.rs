@@ -243,8 +243,8 @@ fn random_profile(rng: &mut Rng, procs: usize) -> String {
     }
 }
 
-/// A reader that parses metadata.json without any lock, in a loop, until
-/// stopped. Returns (successful parses, failures with reasons).
+/// A reader that parses metadata.json and every profile file without any
+/// lock, in a loop, until stopped. Returns (successful parses, failures with reasons).
 fn metadata_checker(
     path: PathBuf,
     stop: Arc<AtomicBool>,
@@ -255,7 +255,27 @@ fn metadata_checker(
         while !stop.load(Ordering::Relaxed) {
             match std::fs::read(&path) {
                 Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
-                    Ok(v) if v["format_version"] == 1 && v["profiles"].is_object() => ok += 1,
+                    Ok(v) if v["format_version"] == 2 && v["labels"].is_object() => {
+                        ok += 1;
+                        // And every profile file, read as another process
+                        // would, without a lock.
+                        let dir = path.with_file_name(rctoken::PROFILES_DIR);
+                        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                            let name = e.file_name().to_string_lossy().into_owned();
+                            if name.starts_with('.') {
+                                continue;
+                            }
+                            match std::fs::read(e.path()) {
+                                Ok(b) => match serde_json::from_slice::<serde_json::Value>(&b) {
+                                    Ok(p) if p["profile"].is_string() => ok += 1,
+                                    Ok(p) => bad.push(format!("{name}: unexpected shape: {p}")),
+                                    Err(e) => bad.push(format!("{name}: does not parse: {e}")),
+                                },
+                                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                                Err(e) => bad.push(format!("{name}: unreadable: {e}")),
+                            }
+                        }
+                    }
                     Ok(v) => bad.push(format!("unexpected shape: {v}")),
                     Err(e) => bad.push(format!("does not parse: {e}")),
                 },

@@ -393,6 +393,70 @@ fn symlinked_metadata_is_refused_and_its_target_untouched() {
 }
 
 #[test]
+fn symlinked_profile_files_and_dir_are_refused_and_targets_untouched() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let store_dir = tmp.path().join("store");
+    let store = open(&store_dir, memory()).expect("opens");
+    store
+        .save(&token("a", Some("1")), SaveOptions::new())
+        .expect("saves");
+    // The profile's file replaced by a link to a valid copy of itself.
+    let target = tmp.path().join("victim.json");
+    std::fs::copy(store.profile_path("1"), &target).expect("copies");
+    set_mode(&target, 0o600);
+    let before = std::fs::read(&target).expect("reads");
+    std::fs::remove_file(store.profile_path("1")).expect("removes");
+    std::os::unix::fs::symlink(&target, store.profile_path("1")).expect("symlink");
+    let e = is_unsafe(store.load("1"), "profile link: load");
+    assert!(e.to_string().contains("symbolic link"), "{e}");
+    is_unsafe(store.list(), "profile link: list");
+    is_unsafe(
+        store.save(&token("b", Some("1")), SaveOptions::new()),
+        "profile link: save",
+    );
+    is_unsafe(store.remove("1"), "profile link: remove");
+    match store.repair() {
+        Ok(r) => assert!(!r.is_clean(), "{r:?}"),
+        Err(e) => assert!(matches!(e, Error::UnsafeStore { .. }), "{e:?}"),
+    }
+    assert_eq!(
+        std::fs::read(&target).expect("reads"),
+        before,
+        "target untouched"
+    );
+    std::fs::remove_file(store.profile_path("1")).expect("unlink");
+    std::fs::copy(&target, store.profile_path("1")).expect("restore");
+
+    // The whole profiles directory replaced by a link to a copy of itself.
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).expect("mkdir");
+    set_mode(&elsewhere, 0o700);
+    std::fs::copy(store.profile_path("1"), elsewhere.join("1.json")).expect("copies");
+    let before = std::fs::read(elsewhere.join("1.json")).expect("reads");
+    std::fs::remove_dir_all(store.profiles_dir()).expect("rm");
+    std::os::unix::fs::symlink(&elsewhere, store.profiles_dir()).expect("symlink");
+    is_unsafe(store.list(), "dir link: list");
+    is_unsafe(store.load("1"), "dir link: load");
+    is_unsafe(
+        store.save(&token("c", Some("1")), SaveOptions::new()),
+        "dir link: save",
+    );
+    is_unsafe(
+        store.save(&token("c", Some("2")), SaveOptions::new()),
+        "dir link: save new",
+    );
+    assert_eq!(
+        std::fs::read_dir(&elsewhere).expect("ls").count(),
+        1,
+        "nothing written through the link"
+    );
+    assert_eq!(
+        std::fs::read(elsewhere.join("1.json")).expect("reads"),
+        before
+    );
+}
+
+#[test]
 fn symlinked_lock_files_are_not_followed() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let store_dir = tmp.path().join("store");
@@ -497,6 +561,11 @@ fn hostile_names_never_become_paths() {
         let ok = s == "metadata.json"
             || s == "metadata.lock"
             || s == "refresh-locks"
+            || s == "profiles"
+            || (s.starts_with("profiles/")
+                && rel.components().count() == 2
+                && s.ends_with(".json")
+                && !s["profiles/".len()..s.len() - 5].contains('.'))
             || (s.starts_with("refresh-locks/")
                 && rel.components().count() == 2
                 && s.ends_with(".lock")

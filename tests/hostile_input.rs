@@ -379,8 +379,13 @@ fn bad_metadata(good: &[u8]) -> Vec<(&'static str, Vec<u8>, bool)> {
             false,
         ),
         (
+            "wrong types, format 2",
+            br#"{"format_version":2,"labels":[1,2]}"#.to_vec(),
+            false,
+        ),
+        (
             "future version",
-            br#"{"format_version":2,"profiles":{"x":{"anything":"new"}}}"#.to_vec(),
+            br#"{"format_version":3,"profiles":{"x":{"anything":"new"}}}"#.to_vec(),
             true,
         ),
     ]
@@ -422,7 +427,7 @@ fn corrupt_metadata_is_named_and_never_overwritten() {
                 (Error::CorruptMetadata { path: p, .. }, false) => assert_eq!(p, &path),
                 (
                     Error::UnsupportedVersion {
-                        path: p, found: 2, ..
+                        path: p, found: 3, ..
                     },
                     true,
                 ) => {

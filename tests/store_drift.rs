@@ -1,7 +1,8 @@
 //! Drift between the metadata and the keychain, on each backend: `verify`
 //! finds a missing secret, an orphaned item, an unreadable or other-version
-//! envelope, corrupt or too-new metadata; `repair` fixes what it can, keeps
-//! a corrupt metadata file aside and rebuilds the profiles from the keychain.
+//! envelope, corrupt or too-new metadata, an index naming a missing profile;
+//! `repair` fixes what it can, keeps a corrupt index or profile file aside
+//! and rebuilds the profiles from the keychain.
 
 #![cfg(target_os = "linux")]
 
@@ -66,22 +67,20 @@ backend_tests! {
         assert_eq!(t.meta_bytes(), before, "nothing listed changed");
     }
 
-    fn corrupt_metadata_is_moved_aside_and_rebuilt(t) {
+    fn corrupt_index_is_moved_aside_and_replaced(t) {
         let (a, _) = tokens::full("111");
         let (b, _) = tokens::full("222");
-        let c = tokens::minimal(None, "AT-nameless", 60);
         t.store.save(&a, SaveOptions::new().label("work")).expect("a");
-        t.clock.advance(Duration::from_secs(10));
         t.store.save(&b, SaveOptions::new().label("home")).expect("b");
-        t.store.save(&c, SaveOptions::new().profile("sandbox/1")).expect("c");
         let infos = t.store.list().expect("list");
-        let garbage = b"{\"format_version\": 1, \"profiles\": {\"111\": tr".to_vec();
+        let garbage = b"{\"format_version\": 2, \"active\": tr".to_vec();
         std::fs::write(t.meta_path(), &garbage).expect("corrupt");
 
+        let before = t.meta_bytes();
         let report = t.store.verify().expect("verify");
         assert!(matches!(report.problems.as_slice(), [Problem::MetadataCorrupt { .. }]),
             "{:?}", report.problems);
-        assert_eq!(t.meta_bytes(), garbage, "verify changes nothing");
+        assert_eq!(t.meta_bytes(), before, "verify changes nothing");
 
         let report = t.store.repair().expect("repair");
         assert!(report.is_clean(), "{:?}", report.problems);
@@ -91,20 +90,107 @@ backend_tests! {
             .collect();
         assert_eq!(aside.len(), 1, "the corrupt file is kept aside");
         assert_eq!(std::fs::read(&aside[0]).expect("read"), garbage, "kept unchanged");
+        // The profiles' own files survive; what the index held (labels, the
+        // active profile) is lost, as documented.
+        let after = t.store.list().expect("list");
+        assert_eq!(after.len(), 2);
+        for (old, new) in infos.iter().zip(&after) {
+            let mut expect = old.clone();
+            expect.active = false;
+            expect.label = None;
+            assert_eq!(new, &expect, "profile {} kept", old.profile);
+        }
+        assert!(matches!(t.store.load_active(), Err(Error::NoActiveProfile)), "none active");
+        assert_eq!(tokens::wire(&t.store.load("222").expect("load").token), tokens::wire(&b));
+        assert!(t.store.verify().expect("verify").is_clean());
+    }
 
+    fn corrupt_profile_file_is_moved_aside_and_rebuilt(t) {
+        let (a, _) = tokens::full("111");
+        let c = tokens::minimal(None, "AT-nameless", 60);
+        t.store.save(&a, SaveOptions::new().label("work")).expect("a");
+        t.clock.advance(Duration::from_secs(10));
+        t.store.save(&c, SaveOptions::new().profile("sandbox/1")).expect("c");
+        let infos = t.store.list().expect("list");
+        let path = t.store.profile_path("sandbox/1");
+        let garbage = b"{\"profile\": \"sandbox/1\", \"scope\": tr".to_vec();
+        std::fs::write(&path, &garbage).expect("corrupt");
+        assert!(matches!(t.store.list(), Err(Error::CorruptMetadata { path: p, .. }) if p == path));
+
+        let before = t.meta_bytes();
+        let report = t.store.verify().expect("verify");
+        assert!(matches!(report.problems.as_slice(),
+            [Problem::ProfileFileCorrupt { path: p, .. }] if *p == path),
+            "its items are not orphans: {:?}", report.problems);
+        assert_eq!(t.meta_bytes(), before, "verify changes nothing");
+
+        let report = t.store.repair().expect("repair");
+        assert!(report.is_clean(), "{:?}", report.problems);
+        assert!(report.fixed.iter().any(|f| f.contains("rebuilt 1 profile")), "{:?}", report.fixed);
+        let aside: Vec<_> = common::files_under(&t.dir()).into_iter()
+            .filter(|p| p.to_string_lossy().contains(".json.corrupt-"))
+            .collect();
+        assert_eq!(aside.len(), 1, "the corrupt file is kept aside");
+        assert_eq!(std::fs::read(&aside[0]).expect("read"), garbage, "kept unchanged");
+        assert_eq!(t.store.list().expect("list"), infos, "rebuilt from its envelope");
+        let l = t.store.load("sandbox/1").expect("load rebuilt");
+        assert_eq!(tokens::wire(&l.token), tokens::wire(&c));
+        assert!(t.store.verify().expect("verify").is_clean());
+    }
+
+    fn corrupt_format_1_metadata_is_rebuilt_from_the_keychain(t) {
+        let (a, _) = tokens::full("111");
+        let (b, _) = tokens::full("222");
+        t.store.save(&a, SaveOptions::new().label("work")).expect("a");
+        t.clock.advance(Duration::from_secs(10));
+        t.store.save(&b, SaveOptions::new()).expect("b");
+        let infos = t.store.list().expect("list");
+        // A format-1 store keeps every profile in metadata.json: no profile
+        // files. Damage it: only the envelopes remain.
+        std::fs::remove_dir_all(t.store.profiles_dir()).expect("rm profiles");
+        let garbage = b"{\"format_version\": 1, \"profiles\": {\"111\": tr".to_vec();
+        std::fs::write(t.meta_path(), &garbage).expect("corrupt");
+        let report = t.store.repair().expect("repair");
+        assert!(report.is_clean(), "{:?}", report.problems);
+        assert!(report.fixed.iter().any(|f| f.contains("rebuilt 2 profile")), "{:?}", report.fixed);
         let rebuilt = t.store.list().expect("list");
-        assert_eq!(rebuilt.len(), 3);
+        assert_eq!(rebuilt.len(), 2);
         for (old, new) in infos.iter().zip(&rebuilt) {
             let mut expect = old.clone();
             expect.active = false;
+            expect.label = None;
             assert_eq!(new, &expect, "profile {} rebuilt from its envelope", old.profile);
         }
-        assert!(matches!(t.store.load_active(), Err(Error::NoActiveProfile)), "none active");
-        for (key, tok) in [("work", &a), ("home", &b), ("sandbox/1", &c)] {
+        for (key, tok) in [("111", &a), ("222", &b)] {
             let l = t.store.load(key).expect("load rebuilt");
             assert_eq!(tokens::wire(&l.token), tokens::wire(tok), "{key}");
         }
         assert!(t.store.verify().expect("verify").is_clean());
+    }
+
+    fn dangling_index_entries_are_reported_and_dropped(t) {
+        t.store.save(&tokens::full("1").0, SaveOptions::new().label("one")).expect("1");
+        t.store.save(&tokens::full("2").0, SaveOptions::new()).expect("2");
+        // What an interrupted remove of "1" or first save of "9" leaves.
+        let mut m = t.meta_json();
+        m["active"] = serde_json::json!("9");
+        m["labels"]["nine"] = serde_json::json!("9");
+        std::fs::write(t.meta_path(), m.to_string()).expect("write");
+        assert!(matches!(t.store.load_active(), Err(Error::NoActiveProfile)), "ignored");
+        assert!(matches!(t.store.load("nine"), Err(Error::NoSuchProfile(_))), "ignored");
+        assert_eq!(t.store.info(Some("one")).expect("label").profile, "1");
+        let report = t.store.verify().expect("verify");
+        assert_eq!(report.problems.len(), 2, "{:?}", report.problems);
+        assert!(report.problems.iter().all(|p| matches!(p,
+            Problem::DanglingReference { profile, .. } if profile == "9")), "{:?}", report.problems);
+        let report = t.store.repair().expect("repair");
+        assert!(report.is_clean(), "{:?}", report.problems);
+        let m = t.meta_json();
+        assert_eq!(m["active"], serde_json::Value::Null);
+        assert_eq!(m["labels"], serde_json::json!({"one": "1"}));
+        // A profile "9" saved later inherits neither.
+        let info = t.store.save(&tokens::full("9").0, SaveOptions::new()).expect("9");
+        assert_eq!((info.label, info.active), (None, false));
     }
 
     fn rebuild_keeps_the_newest_save_of_a_profile(t) {
@@ -125,33 +211,34 @@ backend_tests! {
 
     fn too_new_metadata_is_left_alone(t) {
         t.store.save(&tokens::full("1").0, SaveOptions::new()).expect("save");
-        let good = t.meta_bytes();
+        let good = t.index_bytes();
         let mut m = t.meta_json();
-        m["format_version"] = serde_json::json!(2);
+        m["format_version"] = serde_json::json!(3);
         let newer = m.to_string().into_bytes();
         std::fs::write(t.meta_path(), &newer).expect("write");
-        let expect = vec![Problem::MetadataTooNew { found: 2 }];
+        let before = t.meta_bytes();
+        let expect = vec![Problem::MetadataTooNew { found: 3 }];
         assert_eq!(t.store.verify().expect("verify").problems, expect);
         // Whether repair reports or refuses (see the next test), it never
         // touches a newer file.
         let _ = t.store.repair();
-        assert_eq!(t.meta_bytes(), newer, "a newer file is never touched");
+        assert_eq!(t.meta_bytes(), before, "a newer store is never touched");
         assert_eq!(t.accounts().len(), 1, "its secrets are not touched either");
         std::fs::write(t.meta_path(), good).expect("restore");
     }
 
     fn repair_reports_too_new_metadata_as_remaining(t) {
         t.store.save(&tokens::full("1").0, SaveOptions::new()).expect("save");
-        let good = t.meta_bytes();
+        let good = t.index_bytes();
         let mut m = t.meta_json();
-        m["format_version"] = serde_json::json!(2);
+        m["format_version"] = serde_json::json!(3);
         std::fs::write(t.meta_path(), m.to_string()).expect("write");
         let result = t.store.repair();
         std::fs::write(t.meta_path(), good).expect("restore");
         // Documented: "A metadata file from a newer version ... left alone",
         // and Report::problems holds "after a repair: those that remain".
         let report = result.expect("repair reports, not fails");
-        assert_eq!(report.problems, vec![Problem::MetadataTooNew { found: 2 }]);
+        assert_eq!(report.problems, vec![Problem::MetadataTooNew { found: 3 }]);
         assert!(report.fixed.is_empty(), "{:?}", report.fixed);
     }
 
@@ -168,10 +255,10 @@ backend_tests! {
 
     fn profile_of_another_backend_is_reported_not_touched(t) {
         t.store.save(&tokens::full("1").0, SaveOptions::new()).expect("save");
-        let good = t.meta_bytes();
-        let mut m = t.meta_json();
-        m["profiles"]["1"]["secret"]["backend"] = serde_json::json!("windows-credential-manager");
-        std::fs::write(t.meta_path(), m.to_string()).expect("write");
+        let good = t.profile_json("1");
+        let mut m = good.clone();
+        m["secret"]["backend"] = serde_json::json!("windows-credential-manager");
+        t.write_profile_json("1", &m);
         match t.store.load("1") {
             Err(Error::WrongBackend { profile, held_by, backend }) => {
                 assert_eq!(profile, "1");
@@ -190,7 +277,7 @@ backend_tests! {
         assert!(matches!(t.store.remove_all(), Err(Error::WrongBackend { .. })),
             "remove_all refuses rather than strand secrets in the other backend");
         assert_eq!((t.meta_bytes(), t.accounts()), before, "nothing removed");
-        std::fs::write(t.meta_path(), good).expect("restore");
+        t.write_profile_json("1", &good);
     }
 }
 

@@ -208,16 +208,38 @@ impl Env {
         self.run_stdin(&args, json.as_bytes()).ok()
     }
 
-    /// The metadata file, parsed.
+    /// The metadata, parsed: the index as is, plus `profiles` mapping each
+    /// profile file's name to its parsed content.
     pub fn metadata(&self) -> Value {
         let text = std::fs::read_to_string(self.dir().join("metadata.json")).expect("metadata");
-        serde_json::from_str(&text).expect("metadata JSON")
+        let mut v: Value = serde_json::from_str(&text).expect("metadata JSON");
+        let mut profiles = serde_json::Map::new();
+        if let Ok(dir) = std::fs::read_dir(self.dir().join("profiles")) {
+            for e in dir.filter_map(|e| e.ok()) {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let text = std::fs::read_to_string(e.path()).expect("profile file");
+                let parsed = serde_json::from_str(&text).unwrap_or(Value::String(text));
+                profiles.insert(name, parsed);
+            }
+        }
+        v["profiles"] = Value::Object(profiles);
+        v
+    }
+
+    /// A profile's metadata file, parsed.
+    pub fn profile_file(&self, profile: &str) -> Value {
+        let path = self
+            .dir()
+            .join("profiles")
+            .join(format!("{}.json", escape(profile)));
+        let text = std::fs::read_to_string(path).expect("profile file");
+        serde_json::from_str(&text).expect("profile JSON")
     }
 
     /// The keychain accounts of a profile's committed generation, from the metadata.
     pub fn accounts(&self, profile: &str) -> Vec<String> {
-        let meta = self.metadata();
-        let secret = &meta["profiles"][profile]["secret"];
+        let meta = self.profile_file(profile);
+        let secret = &meta["secret"];
         let generation = secret["generation"].as_str().expect("generation");
         let items = secret["items"].as_u64().expect("items");
         (0..items)

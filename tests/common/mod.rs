@@ -151,14 +151,43 @@ impl Ctx {
         self.store.metadata_path().to_path_buf()
     }
 
-    /// The metadata file's bytes (empty if absent).
+    /// Every metadata file's bytes: the index (empty if absent), then each
+    /// profile file in name order, each preceded by its name. Equal
+    /// snapshots mean nothing in the metadata changed.
     pub fn meta_bytes(&self) -> Vec<u8> {
+        let mut out = self.index_bytes();
+        let mut names: Vec<_> = std::fs::read_dir(self.store.profiles_dir())
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        names.sort();
+        for name in names {
+            out.extend_from_slice(b"\n== ");
+            out.extend_from_slice(name.to_string_lossy().as_bytes());
+            out.extend_from_slice(b"\n");
+            out.extend(std::fs::read(self.store.profiles_dir().join(name)).unwrap_or_default());
+        }
+        out
+    }
+
+    /// The index file's bytes (empty if absent).
+    pub fn index_bytes(&self) -> Vec<u8> {
         std::fs::read(self.store.metadata_path()).unwrap_or_default()
     }
 
-    /// The metadata file as JSON.
+    /// The index file as JSON.
     pub fn meta_json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.meta_bytes()).expect("metadata is JSON")
+        serde_json::from_slice(&self.index_bytes()).expect("metadata is JSON")
+    }
+
+    /// A profile's metadata file as JSON.
+    pub fn profile_json(&self, key: &str) -> serde_json::Value {
+        let bytes = std::fs::read(self.store.profile_path(key)).expect("profile file");
+        serde_json::from_slice(&bytes).expect("profile file is JSON")
+    }
+
+    /// Replace a profile's metadata file with this JSON.
+    pub fn write_profile_json(&self, key: &str, v: &serde_json::Value) {
+        std::fs::write(self.store.profile_path(key), v.to_string()).expect("write profile file");
     }
 
     /// The keychain service name of this test's namespace.
@@ -215,6 +244,14 @@ impl Ctx {
             std::fs::set_permissions(&other, perms).expect("chmod");
             std::fs::copy(self.meta_path(), other.join(rctoken::METADATA_FILE)).expect("copy");
             let s = self.builder().dir(&other).open().expect("open copy");
+            let profiles = s.profiles_dir().to_path_buf();
+            std::fs::create_dir(&profiles).expect("mkdir profiles");
+            std::fs::set_permissions(
+                &profiles,
+                std::fs::metadata(&other).expect("stat").permissions(),
+            )
+            .expect("chmod");
+            std::fs::copy(self.store.profile_path(key), s.profile_path(key)).expect("copy profile");
             s.remove(key).expect("remove through the copy");
         }
     }

@@ -107,6 +107,7 @@ fn problems_code(problems: &[Problem]) -> u8 {
         matches!(
             p,
             Problem::MetadataCorrupt { .. }
+                | Problem::ProfileFileCorrupt { .. }
                 | Problem::MetadataTooNew { .. }
                 | Problem::Unsafe { .. }
         )
@@ -165,6 +166,7 @@ pub fn run(ctx: &Ctx, a: DoctorArgs) -> Result<u8, Failure> {
         ("store dir", store.dir().to_path_buf()),
         ("metadata file", store.metadata_path().to_path_buf()),
         ("lock file", lock_path.clone()),
+        ("profiles dir", store.profiles_dir().to_path_buf()),
     ];
     let problems: Vec<String> = ok_report
         .map(|r| r.problems.iter().map(ToString::to_string).collect())
@@ -190,6 +192,7 @@ pub fn run(ctx: &Ctx, a: DoctorArgs) -> Result<u8, Failure> {
                 "dir": facts(&paths[0].1).json(&paths[0].1),
                 "metadata": facts(&paths[1].1).json(&paths[1].1),
                 "lock": facts(&paths[2].1).json(&paths[2].1),
+                "profiles": facts(&paths[3].1).json(&paths[3].1),
             },
             "lock": { "ok": lock_error.is_none(), "error": lock_error },
             "metadata": {
