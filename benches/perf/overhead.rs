@@ -96,7 +96,8 @@ fn keyutils(cfg: &Cfg) {
     // fsync, old key invalidated); raw replaces a key of the same size.
     let raw_desc = format!("rctoken-bench-raw:{}:x", b.app);
     let token = fixtures::token(&keys[1], 3600, 7);
-    let meta_bytes = std::fs::read(b.store.metadata_path()).expect("metadata");
+    // What a save writes: the profile's own file.
+    let meta_bytes = std::fs::read(b.store.profile_path(&keys[1])).expect("profile file");
     let scratch = tempfile::tempdir().expect("temp");
     let mut i = 0u64;
     let saves = stats::alternate(
@@ -229,7 +230,8 @@ fn secret_service(cfg: &Cfg) {
 
     let raw_service = format!("rctoken-bench-raw:{}", b.app);
     let token = fixtures::token(&keys[1], 3600, 7);
-    let meta_bytes = std::fs::read(b.store.metadata_path()).expect("metadata");
+    // What a save writes: the profile's own file.
+    let meta_bytes = std::fs::read(b.store.profile_path(&keys[1])).expect("profile file");
     let scratch = tempfile::tempdir().expect("temp");
     raw.build(&raw_service, "x", None)
         .and_then(|e| e.set_secret(&bytes))

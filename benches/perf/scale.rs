@@ -1,12 +1,13 @@
 //! Part 3: how list, switch, save, load and `token` grow with the number of
 //! profiles, on real keyutils.
 //!
-//! Saving 10,000 profiles one by one would rewrite the metadata 10,000 times,
-//! so each store is built once: two real profiles saved through the library
-//! (the measured ones), plus N-2 profiles cloned from a real metadata entry
-//! with fresh generations, each with a small filler key of its own in @u so
-//! the kernel keyring holds N keys of the namespace. Only the two real
-//! profiles are ever read from the keychain.
+//! Each store is built once: two real profiles saved through the library
+//! (the measured ones), plus N-2 profile files cloned from a real one with
+//! fresh keys and generations (every tenth labelled in the index), each with
+//! a small filler key of its own in @u so the kernel keyring holds N keys of
+//! the namespace. Only the two real profiles are ever read from the
+//! keychain. The same profiles, written as one format-1 file, show what the
+//! old layout's save would cost in the same run.
 
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use rctoken::SaveOptions;
 use crate::Cfg;
 use crate::cli::TokenCmd;
 use crate::fixtures::{self, BenchStore};
-use crate::layout::{self, Doc, Layouts};
+use crate::layout::{self, Layouts};
 use crate::stats::{self, Case, Samples};
 
 struct Row {
@@ -27,11 +28,14 @@ struct Row {
 }
 
 fn synthesize(b: &BenchStore, n: usize, ring: &KeyRing) -> Vec<Key> {
-    let path = b.store.metadata_path().to_path_buf();
-    let mut doc: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&path).expect("read metadata")).expect("json");
-    let profiles = doc["profiles"].as_object_mut().expect("profiles");
-    let template = profiles.values().next().expect("a real profile").clone();
+    let first = b.store.list().expect("list")[0].profile.clone();
+    let template: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(b.store.profile_path(&first)).expect("read profile file"),
+    )
+    .expect("json");
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.store.metadata_path()).expect("read index"))
+            .expect("json");
     let mut fillers = Vec::new();
     let mut x: u64 = 0x2545_f491_4f6c_dd1d ^ n as u64;
     for i in 0..n.saturating_sub(2) {
@@ -41,21 +45,33 @@ fn synthesize(b: &BenchStore, n: usize, ring: &KeyRing) -> Vec<Key> {
         let key = format!("{}", 2_000_000_000u64 + i as u64);
         let gen_hex = format!("{x:016x}");
         let mut entry = template.clone();
+        entry["profile"] = key.clone().into();
         entry["owner_id"] = key.clone().into();
         entry["secret"]["generation"] = gen_hex.clone().into();
-        entry["label"] = if i % 10 == 0 {
-            format!("team-{i}").into()
-        } else {
-            serde_json::Value::Null
-        };
-        profiles.insert(key.clone(), entry);
+        let mut bytes = serde_json::to_vec_pretty(&entry).expect("serialize");
+        bytes.push(b'\n');
+        std::fs::write(b.store.profile_path(&key), bytes).expect("write profile");
+        if i % 10 == 0 {
+            index["labels"][format!("team-{i}")] = key.clone().into();
+        }
         let desc = format!("rctoken:{}:{key}.{gen_hex}.0", b.app);
         fillers.push(ring.add_key(&desc, &[0x5a; 64][..]).expect("filler key"));
     }
-    let mut bytes = serde_json::to_vec_pretty(&doc).expect("serialize");
+    let mut bytes = serde_json::to_vec_pretty(&index).expect("serialize");
     bytes.push(b'\n');
-    std::fs::write(&path, bytes).expect("write metadata");
+    std::fs::write(b.store.metadata_path(), bytes).expect("write index");
     fillers
+}
+
+/// Bytes of metadata on disk: the index and every profile file.
+fn metadata_bytes(b: &BenchStore) -> usize {
+    let index = std::fs::metadata(b.store.metadata_path()).map_or(0, |m| m.len());
+    let files: u64 = std::fs::read_dir(b.store.profiles_dir())
+        .expect("profiles dir")
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    (index + files) as usize
 }
 
 fn measure(cfg: &Cfg, n: usize, ring: &KeyRing) -> Row {
@@ -116,26 +132,27 @@ fn measure(cfg: &Cfg, n: usize, ring: &KeyRing) -> Row {
     let ops = stats::alternate(rounds, 1, &mut cases);
     drop(cases);
 
-    // Where a save's metadata time goes at this size, and candidate layouts.
-    let bytes = std::fs::read(b.store.metadata_path()).expect("metadata");
-    let layouts = layout::measure(&bytes, &real[0], if cfg.smoke { 1 } else { 7 });
+    // What the same profiles would cost a save in format 1.
+    let profiles = b.store.list().expect("list");
+    let layouts = layout::measure(&profiles, &real[0], if cfg.smoke { 1 } else { 7 });
+    let meta_bytes = metadata_bytes(&b);
 
     // Cleanup: drop the synthetic profiles (BenchStore's drop removes the
     // two real ones), then their filler keys.
-    let mut doc: Doc = serde_json::from_slice(&bytes).expect("typed parse");
-    doc.profiles.retain(|k, _| real.contains(k));
-    doc.active = doc.active.filter(|a| real.contains(a));
-    std::fs::write(
-        b.store.metadata_path(),
-        serde_json::to_vec_pretty(&doc).expect("ser"),
-    )
-    .expect("rewrite metadata");
+    for p in profiles.iter().filter(|p| !real.contains(&p.profile)) {
+        std::fs::remove_file(b.store.profile_path(&p.profile)).expect("rm profile");
+    }
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.store.metadata_path()).expect("index"))
+            .expect("json");
+    index["labels"] = serde_json::json!({});
+    std::fs::write(b.store.metadata_path(), index.to_string()).expect("rewrite index");
     for k in fillers {
         let _ = k.invalidate();
     }
     Row {
         n,
-        meta_bytes: bytes.len(),
+        meta_bytes,
         ops,
         layouts,
     }
@@ -158,7 +175,7 @@ pub fn run(cfg: &Cfg) {
     println!(
         "\n### operations (library calls in this process; `rctoken token` is a new process)\n"
     );
-    print!("| profiles | metadata.json | ");
+    print!("| profiles | metadata on disk | ");
     for s in &rows[0].ops {
         print!("{} | ", s.name);
     }
@@ -171,26 +188,24 @@ pub fn run(cfg: &Cfg) {
         }
         println!();
     }
-    println!("\n### metadata work of one save: where it goes, and two candidate layouts\n");
+    println!("\n### the same profiles in format 1 (one file): the metadata work of one save\n");
     println!(
-        "| profiles | typed parse | pretty serialize | write+fsync+rename | \
-         current (read+parse+pretty+write) | lazy compact single file | (its size) | \
-         file per profile: save | file per profile: list |"
+        "| profiles | format-1 file | typed parse | pretty serialize | write+fsync+rename | \
+         format-1 save (read+parse+pretty+write) | format-2 save (the whole save, above) |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
     for r in &rows {
         let l = &r.layouts;
+        let save2 = r.ops.iter().find(|s| s.name == "save").map(|s| s.median());
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} KiB | {} | {} |",
+            "| {} | {} KiB | {} | {} | {} | {} | {} |",
             r.n,
+            l.format1_bytes / 1024,
             stats::fmt_dur(l.parse),
             stats::fmt_dur(l.pretty),
             stats::fmt_dur(l.fsync_write),
-            stats::fmt_dur(l.save_current),
-            stats::fmt_dur(l.save_lazy),
-            l.lazy_bytes / 1024,
-            stats::fmt_dur(l.save_per_profile),
-            stats::fmt_dur(l.list_per_profile),
+            stats::fmt_dur(l.save_format1),
+            save2.map(stats::fmt_dur).unwrap_or_default(),
         );
     }
     let at = |n: usize, op: &str| {
