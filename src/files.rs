@@ -29,6 +29,38 @@ pub(crate) fn ensure_private_dir(dir: &Path) -> Result<()> {
 /// Refuse a path that is a symlink, not ours, or writable by group/others.
 pub(crate) fn check_safe(path: &Path, is_dir: bool) -> Result<()> {
     let meta = std::fs::symlink_metadata(path).map_err(|e| Error::io("inspecting", path, e))?;
+    check_meta(path, &meta, is_dir)
+}
+
+/// Open a store file with `options` (see [`private_options`]) without
+/// following a symlink, and check the opened file itself (`fstat`): one open
+/// and one stat, and nothing can swap the file between check and use.
+/// `Ok(None)` if it does not exist (and `options` does not create it).
+pub(crate) fn open_checked(path: &Path, options: &OpenOptions) -> Result<Option<File>> {
+    #[cfg(not(unix))]
+    if std::fs::symlink_metadata(path).is_ok() {
+        check_safe(path, false)?;
+    }
+    let file = match options.open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        #[cfg(unix)]
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(Error::UnsafeStore {
+                path: path.to_path_buf(),
+                reason: "it is a symbolic link".into(),
+            });
+        }
+        Err(e) => return Err(Error::io("opening", path, e)),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io("inspecting", path, e))?;
+    check_meta(path, &meta, false)?;
+    Ok(Some(file))
+}
+
+fn check_meta(path: &Path, meta: &std::fs::Metadata, is_dir: bool) -> Result<()> {
     let unsafe_ = |reason: &str| Error::UnsafeStore {
         path: path.to_path_buf(),
         reason: reason.to_string(),
@@ -62,7 +94,9 @@ pub(crate) fn current_uid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
-/// Options that open a private file: mode 0600 at creation, no symlinks followed.
+/// Options that open a private file: mode 0600 at creation, no symlinks
+/// followed, and no blocking open of a FIFO planted in the store (a regular
+/// file ignores `O_NONBLOCK`; anything else is refused after the open).
 pub(crate) fn private_options() -> OpenOptions {
     #[cfg_attr(not(unix), allow(unused_mut))]
     let mut o = OpenOptions::new();
@@ -70,23 +104,16 @@ pub(crate) fn private_options() -> OpenOptions {
     {
         use std::os::unix::fs::OpenOptionsExt;
         o.mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK);
     }
     o
 }
 
 /// Read a whole file if it exists, refusing unsafe ones. `None` if absent.
 pub(crate) fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>> {
-    match std::fs::symlink_metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io("inspecting", path, e)),
-        Ok(_) => {}
-    }
-    check_safe(path, false)?;
-    let mut file = private_options()
-        .read(true)
-        .open(path)
-        .map_err(|e| Error::io("opening", path, e))?;
+    let Some(mut file) = open_checked(path, private_options().read(true))? else {
+        return Ok(None);
+    };
     let mut buf = Vec::new();
     file.read_to_end(&mut buf)
         .map_err(|e| Error::io("reading", path, e))?;

@@ -32,16 +32,22 @@ pub(crate) enum Mode {
 impl FileLock {
     /// Take a lock on `path` (created 0600 if missing), waiting at most `timeout`.
     pub(crate) fn acquire(path: &Path, mode: Mode, timeout: Duration) -> Result<FileLock> {
-        if std::fs::symlink_metadata(path).is_ok() {
-            files::check_safe(path, false)?;
-        }
-        let file = files::private_options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(|e| Error::io("opening lock file", path, e))?;
+        let file = files::open_checked(
+            path,
+            files::private_options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false),
+        )?
+        .ok_or_else(|| {
+            // Only a missing parent directory makes a creating open say this.
+            Error::io(
+                "opening lock file",
+                path,
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            )
+        })?;
         let start = Instant::now();
         let mut pause = Duration::from_micros(200);
         loop {

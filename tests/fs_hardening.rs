@@ -456,6 +456,49 @@ fn symlinked_profile_files_and_dir_are_refused_and_targets_untouched() {
     );
 }
 
+/// A FIFO planted where a store file belongs is refused, and opening it
+/// never blocks waiting for a writer (the open is non-blocking and the
+/// opened file is checked with fstat).
+#[test]
+fn fifos_in_place_of_store_files_are_refused_without_blocking() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let store_dir = tmp.path().join("store");
+    let store = open(&store_dir, memory()).expect("opens");
+    store
+        .save(&token("a", Some("1")), SaveOptions::new())
+        .expect("saves");
+    let mkfifo = |p: &Path| {
+        let _ = std::fs::remove_file(p);
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).expect("path");
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    };
+    for (what, path) in [
+        ("index", store.metadata_path().to_path_buf()),
+        ("profile file", store.profile_path("1")),
+        ("lock file", store.lock_path().to_path_buf()),
+    ] {
+        let saved = std::fs::read(&path).expect("read");
+        mkfifo(&path);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let dir = store_dir.clone();
+        std::thread::spawn(move || {
+            let s = open(&dir, memory()).expect("opens");
+            let _ = tx.send(s.load("1").map(|_| ()));
+        });
+        let r = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("{what}: opening a FIFO blocked"));
+        let e = r.expect_err(what);
+        assert!(matches!(e, Error::UnsafeStore { .. }), "{what}: {e:?}");
+        assert!(e.to_string().contains("not a regular file"), "{what}: {e}");
+        std::fs::remove_file(&path).expect("rm fifo");
+        std::fs::write(&path, saved).expect("restore");
+        set_mode(&path, 0o600);
+    }
+    assert_eq!(store.list().expect("list").len(), 1);
+}
+
 #[test]
 fn symlinked_lock_files_are_not_followed() {
     let tmp = tempfile::tempdir().expect("tempdir");
