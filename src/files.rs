@@ -158,30 +158,6 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     result
 }
 
-/// Delete the temp files [`write_atomic`] leaves next to `path` when its
-/// process dies mid-write (`.<name>.<pid>.<hex>.tmp`). Call only while
-/// holding the lock that serializes writes of `path`. Returns how many.
-pub(crate) fn remove_stale_temps(path: &Path) -> usize {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
-        return 0;
-    };
-    let prefix = format!(".{name}.");
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .filter_map(|e| e.ok())
-        .filter(|e| {
-            let n = e.file_name().to_string_lossy().into_owned();
-            n.starts_with(&prefix)
-                && n.ends_with(".tmp")
-                && e.file_type().is_ok_and(|t| t.is_file())
-        })
-        .filter(|e| std::fs::remove_file(e.path()).is_ok())
-        .count()
-}
-
 /// Delete the temp files [`write_atomic`] leaves in `dir` when its process
 /// dies mid-write (`.<name>.<pid>.<hex>.tmp`, any name). Call only while
 /// holding the lock that serializes writes in `dir`. Returns how many.

@@ -303,7 +303,7 @@ impl TokenStore {
         let mut fixed = Vec::new();
         // Every metadata write runs under the exclusive metadata lock we
         // hold, so any temp file of one was left by a writer that died.
-        let stale = files::remove_stale_temps(self.metadata_path())
+        let stale = files::remove_stale_temps_in(self.dir())
             + files::remove_stale_temps_in(self.profiles_dir());
         if stale > 0 {
             fixed.push(format!(
