@@ -311,11 +311,53 @@ impl TokenStore {
     }
 
     fn lock_refresh(&self, key: &str) -> Result<FileLock> {
+        self.lock_refresh_within(key, self.lock_timeout)
+    }
+
+    fn lock_refresh_within(&self, key: &str, timeout: Duration) -> Result<FileLock> {
         let dir = self.dir.join(REFRESH_LOCK_DIR);
         files::ensure_private_dir(&dir)?;
         let name = crate::metadata::profile_file_name(key);
         let path = dir.join(format!("{}.lock", name.trim_end_matches(".json")));
-        FileLock::acquire(&path, Mode::Exclusive, self.lock_timeout)
+        FileLock::acquire(&path, Mode::Exclusive, timeout)
+    }
+
+    /// Take the refresh lock of `key` for a refresh. If another process
+    /// holds it, this one will read the keychain next either way (the new
+    /// token, or the refresh token if the holder gave up), so while waiting
+    /// open a keychain connection in the background, at the lowest thread
+    /// priority: a Secret Service session costs a Diffie-Hellman exchange
+    /// (~9 ms of CPU), which then overlaps the holder's token endpoint call
+    /// instead of following it, without taking CPU from the holder. That
+    /// connection is returned for one read and then dropped, so its
+    /// low-priority threads do not outlive this refresh. `None` when the lock
+    /// was free or this store is already connected.
+    fn lock_refresh_prefetching(&self, key: &str) -> Result<(FileLock, Option<Prefetched>)> {
+        match self.lock_refresh_within(key, Duration::ZERO) {
+            Ok(lock) => return Ok((lock, None)),
+            Err(Error::LockTimeout { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let connected = self
+            .keychain
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some();
+        if connected {
+            return Ok((self.lock_refresh(key)?, None));
+        }
+        std::thread::scope(|s| {
+            let prefetch = std::thread::Builder::new()
+                .name("rctoken-prefetch".into())
+                .spawn_scoped(s, || {
+                    keychain::open_at_low_priority(&self.backend, &self.kc_cfg).map(|o| o.keychain)
+                });
+            let lock = self.lock_refresh(key);
+            // A connect is bounded by the keychain timeout; a thread that
+            // failed to start or panicked just means no prefetch.
+            let prefetched = prefetch.ok().and_then(|h| h.join().ok());
+            lock.map(|l| (l, prefetched))
+        })
     }
 
     pub(crate) fn meta_files(&self) -> &MetaFiles {
@@ -523,10 +565,22 @@ impl TokenStore {
     /// # Errors
     /// As [`load`](Self::load).
     pub fn load_opt(&self, key_or_label: Option<&str>) -> Result<StoredToken> {
+        self.load_via(key_or_label, None)
+    }
+
+    /// [`load_opt`](Self::load_opt) through `kc` if given, else this store's keychain.
+    fn load_via(
+        &self,
+        key_or_label: Option<&str>,
+        kc: Option<Arc<dyn Keychain>>,
+    ) -> Result<StoredToken> {
         let _lock = self.lock_meta(Mode::Shared)?;
         let snap = self.read_meta()?;
         let info = self.meta.lookup(&snap, key_or_label)?;
-        let kc = self.keychain()?;
+        let kc = match kc {
+            Some(kc) => kc,
+            None => self.keychain()?,
+        };
         let secrets = self.read_secrets(kc.as_ref(), &info)?;
         Ok(StoredToken {
             token: token_from(&info, secrets),
@@ -758,7 +812,7 @@ impl TokenStore {
         if info.access_token_valid_for(self.clock.now(), min_valid) {
             return self.load(&key);
         }
-        let refresh_lock = self.lock_refresh(&key)?;
+        let (refresh_lock, prefetched) = self.lock_refresh_prefetching(&key)?;
         // Whoever held the lock may have refreshed already: check the
         // metadata (no keychain call) and read the secrets after unlocking,
         // so waiters do not queue on the lock for a keychain round trip each.
@@ -767,8 +821,16 @@ impl TokenStore {
             .access_token_valid_for(self.clock.now(), min_valid)
         {
             drop(refresh_lock);
-            return self.load(&key);
+            return match prefetched {
+                Some(Ok(kc)) => self.load_via(Some(&key), Some(kc)),
+                // The same error this store's own connect would meet now.
+                Some(Err(e)) => Err(e),
+                None => self.load(&key),
+            };
         }
+        // This process refreshes after all (the holder gave up): through
+        // this store's own connection, at normal priority.
+        drop(prefetched);
         let current = self.load(&key)?;
         let now = self.clock.now();
         if current.info.access_token_valid_for(now, min_valid) {
@@ -902,6 +964,9 @@ fn token_from(info: &ProfileInfo, s: envelope::Decoded) -> TokenInfo {
         session_idle_timeout: info.session_idle_timeout,
     }
 }
+
+/// A keychain connection opened while waiting for a lock, or why it failed.
+type Prefetched = Result<Arc<dyn Keychain>>;
 
 /// Why a profile's envelope could not be read.
 pub(crate) enum ReadFail {

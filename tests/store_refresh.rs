@@ -216,6 +216,40 @@ backend_tests! {
         assert_eq!(tokens::access(&t.store.load("1").expect("load").token), tokens[0]);
     }
 
+    fn a_waiter_connects_while_waiting_and_returns_the_new_token(t) {
+        t.store.save(&tokens::with_refresh("1", "AT-1", "RT-1", 60, 86400), SaveOptions::new())
+            .expect("save");
+        t.clock.advance(secs(120));
+        // A store of its own that has not connected to the keychain yet:
+        // waiting for the held lock, it connects in the background.
+        let waiter = t.reopen();
+        let (inside_tx, inside_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        std::thread::scope(|scope| {
+            let holder = scope.spawn(|| {
+                t.store.refresh(Some("1"), secs(60), move |_: &SecretString| {
+                    inside_tx.send(()).expect("signal");
+                    release_rx.recv().expect("wait");
+                    Ok::<_, String>(tokens::with_refresh("1", "AT-2", "RT-2", 3600, 86400))
+                })
+            });
+            inside_rx.recv().expect("holder inside");
+            let waiting = scope.spawn(|| waiter.refresh(Some("1"), secs(60), never));
+            std::thread::sleep(Duration::from_millis(300));
+            assert!(!waiting.is_finished(), "the waiter waits for the holder");
+            release_tx.send(()).expect("release");
+            holder.join().expect("holder").expect("holder refreshed");
+            let got = waiting.join().expect("waiter").expect("waiter gets the new token");
+            assert_eq!(tokens::access(&got.token), "AT-2");
+            assert_eq!(got.token.refresh_token.as_ref().map(|r| r.expose_secret().to_string()),
+                Some("RT-2".to_string()));
+        });
+        // The background connection was for that one read; the store's own
+        // connection works as before.
+        assert_eq!(tokens::access(&waiter.load("1").expect("load").token), "AT-2");
+        assert_eq!(waiter.backend().expect("backend").0, t.kind.name());
+    }
+
     fn waiting_for_a_held_refresh_lock_is_bounded(t) {
         t.store.save(&tokens::with_refresh("1", "AT-1", "RT-1", 60, 86400), SaveOptions::new())
             .expect("save");

@@ -113,6 +113,36 @@ pub(crate) struct Opened {
     pub reason: String,
 }
 
+/// Open the backend `choice` as [`open`] does, on the calling thread after
+/// lowering that thread's scheduling priority to the lowest (nice 19 on
+/// Linux; elsewhere the priority is left alone). For a connection opened in
+/// the background while the caller waits for something else: the threads
+/// the backend starts inherit the low priority for their whole life (an
+/// unprivileged process cannot raise it back), so the caller must run this
+/// on a thread of its own and drop the keychain after the one use it was
+/// opened for.
+pub(crate) fn open_at_low_priority(choice: &Backend, cfg: &OpenConfig) -> Result<Opened, Error> {
+    lower_thread_priority();
+    open(choice, cfg)
+}
+
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn lower_thread_priority() {
+    // SAFETY: setpriority takes no pointers; `who` 0 with PRIO_PROCESS is the
+    // calling thread on Linux (nice values are per thread there).
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
+    if rc != 0 {
+        log::debug!(
+            "could not lower the thread priority: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_thread_priority() {}
+
 /// Open the backend `choice` (resolving `Auto`).
 pub(crate) fn open(choice: &Backend, cfg: &OpenConfig) -> Result<Opened, Error> {
     let unavailable = |backend: &str, reason: String| Error::KeychainUnavailable {
