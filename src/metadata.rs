@@ -491,6 +491,8 @@ fn parse_v1(bytes: &[u8], path: &Path) -> Result<Snapshot> {
     let mut profiles = doc.profiles;
     for (key, info) in profiles.iter_mut() {
         crate::names::check_profile_key(key).map_err(|e| corrupt(path, e.to_string()))?;
+        check_secret_ref(&info.secret)
+            .map_err(|reason| corrupt(path, format!("profile `{key}`: {reason}")))?;
         if let Some(label) = info.label.take() {
             crate::names::check_label(&label).map_err(|e| corrupt(path, e.to_string()))?;
             if index.labels.insert(label.clone(), key.clone()).is_some() {
@@ -505,12 +507,30 @@ fn parse_v1(bytes: &[u8], path: &Path) -> Result<Snapshot> {
     })
 }
 
+/// Where the secrets are must be well-formed: a generation of 16 lower-case
+/// hex digits (as saves write it) and at least one item.
+fn check_secret_ref(secret: &SecretRef) -> std::result::Result<(), String> {
+    let g = &secret.generation;
+    if g.len() != 16
+        || !g
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err("field `secret.generation`: not 16 lower-case hex digits".into());
+    }
+    if secret.items == 0 {
+        return Err("field `secret.items`: must be at least 1".into());
+    }
+    Ok(())
+}
+
 /// Parse a profile file; `path` is only used in errors.
 pub(crate) fn parse_profile(bytes: &[u8], path: &Path) -> Result<ProfileInfo> {
     let mut info: ProfileInfo =
         serde_json::from_slice(bytes).map_err(|e| corrupt(path, json_reason(&e)))?;
     crate::names::check_profile_key(&info.profile)
         .map_err(|e| corrupt(path, format!("field `profile`: {e}")))?;
+    check_secret_ref(&info.secret).map_err(|reason| corrupt(path, reason))?;
     info.label = None;
     info.active = false;
     Ok(info)

@@ -108,7 +108,9 @@ pub(crate) fn parse_account(account: &str) -> Option<(String, String, u16)> {
     let index: u16 = parts.next()?.parse().ok()?;
     if parts.next().is_some()
         || generation.len() != 16
-        || !generation.bytes().all(|b| b.is_ascii_hexdigit())
+        || !generation
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     {
         return None;
     }
@@ -143,6 +145,11 @@ mod tests {
         );
         assert_eq!(parse_account("foo"), None);
         assert_eq!(parse_account("a.zz.1"), None);
+        assert_eq!(
+            parse_account("a.00000000000000FF.0"),
+            None,
+            "saves write lower case"
+        );
     }
 
     #[test]

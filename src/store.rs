@@ -397,9 +397,7 @@ impl TokenStore {
     /// # Errors
     /// [`Error::NoSuchProfile`], [`Error::NoActiveProfile`], and those of [`list`](Self::list).
     pub fn info(&self, key_or_label: Option<&str>) -> Result<ProfileInfo> {
-        let _lock = self.lock_meta(Mode::Shared)?;
-        let snap = self.read_meta()?;
-        self.meta.lookup(&snap, key_or_label)
+        Ok(self.locked_lookup(key_or_label)?.1)
     }
 
     /// Resolve a profile key or label (or the active profile for `None`) to a key.
@@ -574,9 +572,21 @@ impl TokenStore {
         key_or_label: Option<&str>,
         kc: Option<Arc<dyn Keychain>>,
     ) -> Result<StoredToken> {
-        let _lock = self.lock_meta(Mode::Shared)?;
+        let (_lock, info) = self.locked_lookup(key_or_label)?;
+        self.token_of(info, kc)
+    }
+
+    /// Take the shared metadata lock and look a profile up (`None`: the
+    /// active one). The lock is returned held, for a keychain read under it.
+    fn locked_lookup(&self, key_or_label: Option<&str>) -> Result<(FileLock, ProfileInfo)> {
+        let lock = self.lock_meta(Mode::Shared)?;
         let snap = self.read_meta()?;
-        let info = self.meta.lookup(&snap, key_or_label)?;
+        Ok((lock, self.meta.lookup(&snap, key_or_label)?))
+    }
+
+    /// Read a profile's secrets (through `kc` if given, else this store's
+    /// keychain) and assemble its token.
+    fn token_of(&self, info: ProfileInfo, kc: Option<Arc<dyn Keychain>>) -> Result<StoredToken> {
         let kc = match kc {
             Some(kc) => kc,
             None => self.keychain()?,
@@ -806,12 +816,14 @@ impl TokenStore {
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         // Fast path without the refresh lock: when the metadata says the
-        // token is valid long enough, no single flight is needed.
-        let info = self.info(key_or_label)?;
-        let key = info.profile.clone();
+        // token is valid long enough, no single flight is needed; the secrets
+        // are read under the same metadata lock and lookup.
+        let (meta_lock, info) = self.locked_lookup(key_or_label)?;
         if info.access_token_valid_for(self.clock.now(), min_valid) {
-            return self.load(&key);
+            return self.token_of(info, None);
         }
+        drop(meta_lock);
+        let key = info.profile.clone();
         let (refresh_lock, prefetched) = self.lock_refresh_prefetching(&key)?;
         // Whoever held the lock may have refreshed already: check the
         // metadata (no keychain call) and read the secrets after unlocking,

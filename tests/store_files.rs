@@ -225,6 +225,17 @@ backend_tests! {
         let mut v: serde_json::Value = serde_json::from_slice(&good).expect("json");
         v.as_object_mut().expect("object").remove("secret");
         check_unreadable_profile(t, v.to_string().as_bytes(), corrupt);
+        // Found by the property test: a generation that is not 16 hex digits
+        // parsed, and load then blamed the keychain item.
+        for (field, value) in [
+            ("generation", serde_json::json!("not-hex")),
+            ("generation", serde_json::json!("00000000000000FF")),
+            ("items", serde_json::json!(0)),
+        ] {
+            let mut v: serde_json::Value = serde_json::from_slice(&good).expect("json");
+            v["secret"][field] = value;
+            check_unreadable_profile(t, v.to_string().as_bytes(), corrupt);
+        }
         // While "1" is corrupt, the other profiles work.
         std::fs::write(t.store.profile_path("1"), b"{").expect("corrupt");
         assert_eq!(t.store.load("2").expect("load 2").info.profile, "2");
