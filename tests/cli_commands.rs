@@ -281,6 +281,8 @@ fn doctor_reports_and_repairs_a_missing_secret(kind: Kind) {
     assert_eq!(v["healthy"], true);
     assert_eq!(v["paths"]["dir"]["mode"], "0700");
     assert_eq!(v["paths"]["metadata"]["mode"], "0600");
+    assert_eq!(v["paths"]["profiles"]["mode"], "0700");
+    assert_eq!(v["paths"]["profiles"]["kind"], "directory");
     assert_eq!(v["lock"]["ok"], true);
     assert_eq!(v["metadata"]["profiles"], 2);
 
