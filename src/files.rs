@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 /// Create `dir` (and missing parents) with mode 0700, then check it is safe.
 pub(crate) fn ensure_private_dir(dir: &Path) -> Result<()> {
     match std::fs::symlink_metadata(dir) {
-        Ok(_) => {}
+        Ok(meta) => return check_meta(dir, &meta, true),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut builder = std::fs::DirBuilder::new();
             builder.recursive(true);
@@ -32,15 +32,22 @@ pub(crate) fn check_safe(path: &Path, is_dir: bool) -> Result<()> {
     check_meta(path, &meta, is_dir)
 }
 
+/// [`check_safe`] if `path` exists (one `lstat`); an absent path is fine.
+pub(crate) fn check_safe_if_exists(path: &Path, is_dir: bool) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) => check_meta(path, &meta, is_dir),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("inspecting", path, e)),
+    }
+}
+
 /// Open a store file with `options` (see [`private_options`]) without
 /// following a symlink, and check the opened file itself (`fstat`): one open
 /// and one stat, and nothing can swap the file between check and use.
 /// `Ok(None)` if it does not exist (and `options` does not create it).
 pub(crate) fn open_checked(path: &Path, options: &OpenOptions) -> Result<Option<File>> {
     #[cfg(not(unix))]
-    if std::fs::symlink_metadata(path).is_ok() {
-        check_safe(path, false)?;
-    }
+    check_safe_if_exists(path, false)?;
     let file = match options.open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -125,9 +132,7 @@ pub(crate) fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>> {
 /// fsynced. The temp file is removed if anything fails.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    if std::fs::symlink_metadata(path).is_ok() {
-        check_safe(path, false)?;
-    }
+    check_safe_if_exists(path, false)?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

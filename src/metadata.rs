@@ -245,9 +245,7 @@ impl MetaFiles {
 
     /// Read the index; an absent index is an empty store.
     pub(crate) fn read(&self) -> Result<Snapshot> {
-        if std::fs::symlink_metadata(&self.profiles_dir).is_ok() {
-            files::check_safe(&self.profiles_dir, true)?;
-        }
+        files::check_safe_if_exists(&self.profiles_dir, true)?;
         match files::read_if_exists(&self.index_path)? {
             None => Ok(Snapshot {
                 index: Index::new(),
