@@ -78,6 +78,39 @@ impl FileLock {
     }
 }
 
+impl FileLock {
+    /// Let the processes that `cmd` starts inherit this lock's open file
+    /// description, so the lock stays held until the last of them exits or
+    /// closes it, even if this process dies first (flock locks belong to the
+    /// open file description, not to the process). The descriptor's
+    /// close-on-exec flag is cleared only in the forked child, so children
+    /// that other threads of this process start never inherit it. A no-op on
+    /// platforms other than Unix.
+    pub(crate) fn inherit_into(&self, cmd: &mut std::process::Command) {
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsRawFd;
+            use std::os::unix::process::CommandExt;
+            let fd = self.file.as_raw_fd();
+            #[allow(unsafe_code)]
+            // SAFETY: the closure runs in the forked child before exec and
+            // calls only fcntl, which is async-signal-safe, on a descriptor
+            // this process owns; it allocates nothing.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let flags = libc::fcntl(fd, libc::F_GETFD);
+                    if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = cmd;
+    }
+}
+
 impl Drop for FileLock {
     fn drop(&mut self) {
         if let Err(e) = self.file.unlock() {

@@ -37,6 +37,23 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default bound on one keychain call.
 pub const DEFAULT_KEYCHAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The refresh lock of one profile, held while a refresh function runs
+/// (see [`TokenStore::refresh_holding`]).
+#[derive(Debug)]
+pub struct RefreshLock<'a>(&'a FileLock);
+
+impl RefreshLock<'_> {
+    /// Make the processes `cmd` starts hold this lock too, until the last of
+    /// them exits: a refresher process that outlives its caller (killed
+    /// mid-refresh) then still blocks every other refresh of the profile,
+    /// so no second process spends the same refresh token while the first
+    /// refresher can still reach the token endpoint. Unix only; elsewhere a
+    /// no-op.
+    pub fn hold_in_children_of(&self, cmd: &mut std::process::Command) {
+        self.0.inherit_into(cmd);
+    }
+}
+
 /// A token and everything non-secret known about it.
 #[derive(Debug, Clone)]
 pub struct StoredToken {
@@ -815,6 +832,25 @@ impl TokenStore {
         F: FnOnce(&SecretString) -> std::result::Result<TokenInfo, E>,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        self.refresh_holding(key_or_label, min_valid, |rt, _| refresh(rt))
+    }
+
+    /// [`refresh`](Self::refresh), handing `refresh` the profile's refresh
+    /// lock as well, for a refresh function that starts a process
+    /// ([`RefreshLock::hold_in_children_of`]).
+    ///
+    /// # Errors
+    /// As [`refresh`](Self::refresh).
+    pub fn refresh_holding<F, E>(
+        &self,
+        key_or_label: Option<&str>,
+        min_valid: Duration,
+        refresh: F,
+    ) -> Result<StoredToken>
+    where
+        F: FnOnce(&SecretString, &RefreshLock<'_>) -> std::result::Result<TokenInfo, E>,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         // Fast path without the refresh lock: when the metadata says the
         // token is valid long enough, no single flight is needed; the secrets
         // are read under the same metadata lock and lookup.
@@ -858,9 +894,11 @@ impl TokenStore {
         if !current.info.refresh_token_valid_for(now, Duration::ZERO) {
             return Err(login("the refresh token has expired"));
         }
-        let mut new = refresh(refresh_token).map_err(|e| Error::RefreshFailed {
-            profile: key.clone(),
-            source: e.into(),
+        let mut new = refresh(refresh_token, &RefreshLock(&refresh_lock)).map_err(|e| {
+            Error::RefreshFailed {
+                profile: key.clone(),
+                source: e.into(),
+            }
         })?;
         if new.refresh_token.is_none() {
             new.refresh_token = current.token.refresh_token.clone();
