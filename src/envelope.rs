@@ -33,6 +33,23 @@ pub(crate) struct Decoded {
     pub id: Option<SecretString>,
 }
 
+impl Decoded {
+    /// The size of the envelope these secrets were decoded from.
+    pub(crate) fn encoded_len(&self) -> usize {
+        let opt = |s: &Option<SecretString>| 5 + s.as_ref().map_or(0, |s| s.expose_secret().len());
+        4 + 1
+            + 8
+            + 2
+            + self.key.len()
+            + 4
+            + self.record.len()
+            + 4
+            + self.access.expose_secret().len()
+            + opt(&self.refresh)
+            + opt(&self.id)
+    }
+}
+
 /// Why an envelope or item could not be read.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum EnvelopeError {
@@ -197,6 +214,25 @@ pub(crate) fn decode(buf: &[u8]) -> Result<Decoded, EnvelopeError> {
         refresh,
         id,
     })
+}
+
+/// As much of an envelope's record as `prefix` (a prefix of the envelope,
+/// such as item 0's payload) holds, without touching the secrets. The
+/// record may be cut short when items are small.
+pub(crate) fn peek_record(prefix: &[u8]) -> Option<&[u8]> {
+    let mut r = Reader {
+        buf: prefix,
+        pos: 0,
+    };
+    if r.take(4, "magic").ok()? != MAGIC || r.u8("version").ok()? != ENVELOPE_VERSION {
+        return None;
+    }
+    r.u64("generation").ok()?;
+    let klen = r.u16("key").ok()? as usize;
+    r.take(klen, "key").ok()?;
+    let rlen = r.u32("record").ok()? as usize;
+    let start = r.pos;
+    Some(&prefix[start..prefix.len().min(start.saturating_add(rlen))])
 }
 
 /// How many items an envelope of `len` bytes needs under `max_item` bytes per item.

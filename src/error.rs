@@ -154,6 +154,56 @@ pub enum Error {
     /// explicit directory.
     #[error("no data directory could be determined for the store")]
     NoDataDir,
+    /// The store directory belongs to another app id (another keychain
+    /// namespace). Open it with that app id, or give this app its own
+    /// directory; nothing was changed.
+    #[error("{} is the store of app `{owner}`, not of app `{app}`", path.display())]
+    ForeignStore {
+        /// The metadata index that names the owner.
+        path: PathBuf,
+        /// The app id recorded in the store.
+        owner: String,
+        /// The app id this store was opened with.
+        app: String,
+    },
+    /// The keychain has no room for the secrets (for kernel keyutils: the
+    /// per-user quota). Nothing was changed. Free room or use another backend.
+    #[error("the {backend} keychain is full: {reason}")]
+    KeychainFull {
+        /// Which backend.
+        backend: String,
+        /// What is full, with figures where known.
+        reason: String,
+    },
+    /// A refresh was not attempted because room for its result could not be
+    /// set aside first. The refresh token was not used and the stored tokens
+    /// are unchanged; `source` says why.
+    #[error(
+        "did not refresh profile `{profile}`: no room for the new tokens could be set aside, so the refresh token was not used: {source}"
+    )]
+    NotRefreshed {
+        /// The profile key.
+        profile: String,
+        /// Why the room could not be set aside.
+        #[source]
+        source: Box<Error>,
+    },
+    /// The refresh succeeded but its result could not be stored. The old
+    /// refresh token is spent (RingCentral refresh tokens are single use),
+    /// so the stored tokens no longer refresh: use `token` (valid until its
+    /// access token expires) and log in again. Retrying the refresh cannot help.
+    #[error(
+        "refreshed profile `{profile}`, but the new tokens could not be stored, and the old refresh token is now spent: {source}"
+    )]
+    RefreshNotStored {
+        /// The profile key.
+        profile: String,
+        /// The new token, which only this error holds now.
+        token: Box<crate::model::TokenInfo>,
+        /// Why it could not be stored.
+        #[source]
+        source: Box<Error>,
+    },
 }
 
 impl Error {
@@ -190,6 +240,9 @@ impl Error {
             Error::InvalidName { what: "app id", .. } => {
                 "use 1 to 64 of A-Z a-z 0-9 _ - . (not starting with .)".into()
             }
+            Error::InvalidName { what: "profile", .. } => {
+                "name the profile otherwise (--profile NAME), or first give the labelled profile another label".into()
+            }
             Error::InvalidName { reason, .. } if reason.contains("already names") => {
                 "choose another label; labels are unique and may not equal another profile's key"
                     .into()
@@ -207,6 +260,17 @@ impl Error {
             }
             Error::Io { .. } => "check the path, its permissions and free space".into(),
             Error::NoDataDir => "pass an explicit directory (--dir)".into(),
+            Error::ForeignStore { owner, .. } => format!(
+                "pass --app {owner} to use this store, or give this app a directory of its own with --dir"
+            ),
+            Error::KeychainFull { .. } => {
+                "remove profiles you no longer need (`rctoken logout PROFILE`), or use a keychain with more room (--backend secret-service)".into()
+            }
+            Error::NotRefreshed { source, .. } => source.hint(),
+            Error::RefreshNotStored { source, .. } => format!(
+                "log in again and import the new token (the old refresh token no longer works; do not retry the refresh); then {}",
+                source.hint()
+            ),
         }
     }
 

@@ -163,6 +163,70 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     result
 }
 
+/// Disk space set aside for a metadata file before an operation that
+/// cannot be repeated (a refresh spends the refresh token): a 0600 file at a
+/// caller-chosen path, filled with `len` bytes and fsynced, so that writing
+/// the real bytes over it later needs no new blocks on a full disk (on file
+/// systems that overwrite in place; copy-on-write ones may still need some).
+/// Removed on drop unless committed.
+#[derive(Debug)]
+pub(crate) struct ReservedFile {
+    file: File,
+    path: PathBuf,
+    committed: bool,
+}
+
+/// Create (or reuse, truncating) `path` and fill it with `len` bytes.
+pub(crate) fn reserve(path: &Path, len: usize) -> Result<ReservedFile> {
+    let file = open_checked(
+        path,
+        private_options().write(true).create(true).truncate(true),
+    )?
+    .ok_or_else(|| Error::io("creating", path, std::io::ErrorKind::NotFound.into()))?;
+    let mut reserved = ReservedFile {
+        file,
+        path: path.to_path_buf(),
+        committed: false,
+    };
+    reserved
+        .file
+        .write_all(&vec![b' '; len])
+        .and_then(|()| reserved.file.sync_all())
+        .map_err(|e| Error::io("reserving space in", path, e))?;
+    Ok(reserved)
+}
+
+impl ReservedFile {
+    /// Write `bytes` over the reserved space, then atomically and durably
+    /// rename the file to `target` (same file system).
+    pub(crate) fn commit(mut self, target: &Path, bytes: &[u8]) -> Result<()> {
+        use std::io::Seek;
+        let path = self.path.clone();
+        self.file
+            .seek(std::io::SeekFrom::Start(0))
+            .and_then(|_| self.file.write_all(bytes))
+            .and_then(|()| self.file.set_len(bytes.len() as u64))
+            .and_then(|()| self.file.sync_all())
+            .map_err(|e| Error::io("writing", &path, e))?;
+        check_safe_if_exists(target, false)?;
+        crate::failpoint::check(crate::failpoint::Point::MetadataRename)
+            .map_err(|e| Error::io("renaming", &path, e))?;
+        std::fs::rename(&path, target).map_err(|e| Error::io("renaming", &path, e))?;
+        self.committed = true;
+        sync_dir(target.parent().unwrap_or(Path::new(".")));
+        sync_dir(path.parent().unwrap_or(Path::new(".")));
+        Ok(())
+    }
+}
+
+impl Drop for ReservedFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
 /// Delete the temp files [`write_atomic`] leaves in `dir` when its process
 /// dies mid-write (`.<name>.<pid>.<hex>.tmp`, any name). Call only while
 /// holding the lock that serializes writes in `dir`. Returns how many.
@@ -178,6 +242,16 @@ pub(crate) fn remove_stale_temps_in(dir: &Path) -> usize {
         })
         .filter(|e| std::fs::remove_file(e.path()).is_ok())
         .count()
+}
+
+/// Whether `path` exists (without following a symlink); `None` if that
+/// cannot be told (for example, no permission to look).
+pub(crate) fn exists(path: &Path) -> Option<bool> {
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => Some(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(false),
+        Err(_) => None,
+    }
 }
 
 /// Remove `path` (absent is fine) and fsync its directory.

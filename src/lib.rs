@@ -66,12 +66,13 @@ mod metadata;
 mod model;
 mod names;
 mod repair;
+mod secrets;
 mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use envelope::ENVELOPE_VERSION;
 pub use error::{Error, Result};
-pub use keychain::{Backend, MemoryKeychain};
+pub use keychain::{Backend, MemoryKeychain, Quota};
 pub use metadata::{FORMAT_VERSION, ProfileInfo, SecretRef};
 pub use model::{MAX_TTL_SECS, TokenInfo, TokenType};
 pub use names::MAX_NAME_CHARS;

@@ -25,9 +25,6 @@ pub const FORMAT_VERSION: u64 = 2;
 pub(crate) const INDEX_FILE: &str = "metadata.json";
 /// The directory of per-profile files inside the store directory.
 pub(crate) const PROFILES_DIR: &str = "profiles";
-/// Longest escaped profile key used verbatim as a file name (NAME_MAX is 255
-/// bytes on common file systems); longer keys get a hashed name.
-const MAX_PLAIN_NAME: usize = 200;
 
 /// Everything non-secret about one stored profile.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +83,14 @@ pub struct ProfileInfo {
     pub has_refresh_token: bool,
     /// Whether an id token is stored.
     pub has_id_token: bool,
+    /// Whether this token is the result of [`TokenStore::refresh`]
+    /// (rather than a save): such a token is not refreshed again within
+    /// [`MIN_REFRESH_INTERVAL`] while it is still valid.
+    ///
+    /// [`TokenStore::refresh`]: crate::TokenStore::refresh
+    /// [`MIN_REFRESH_INTERVAL`]: crate::MIN_REFRESH_INTERVAL
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refreshed: bool,
     /// Where the secrets are.
     pub secret: SecretRef,
 }
@@ -108,6 +113,10 @@ pub struct SecretRef {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Index {
     pub format_version: u64,
+    /// The app id whose keychain namespace this store uses. Recorded by the
+    /// first write; a store is never opened under another app id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
     #[serde(default)]
     pub active: Option<String>,
     /// label → profile key.
@@ -139,11 +148,19 @@ impl Index {
         }
     }
 
-    fn to_bytes(&self) -> Vec<u8> {
-        let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
-        out.push(b'\n');
-        out
+    fn to_bytes(&self) -> Result<Vec<u8>> {
+        to_json_file(self)
     }
+}
+
+/// A metadata document as file bytes: pretty JSON and a newline. A value
+/// that does not serialize is an error, never an empty file.
+fn to_json_file<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    let mut out = serde_json::to_vec_pretty(value).map_err(|e| Error::BadToken {
+        reason: format!("the metadata cannot be written: {}", json_reason(&e)),
+    })?;
+    out.push(b'\n');
+    Ok(out)
 }
 
 /// Format 1: everything in one document.
@@ -204,26 +221,13 @@ pub(crate) type Unreadable = (PathBuf, Error);
 pub(crate) struct MetaFiles {
     pub index_path: PathBuf,
     pub profiles_dir: PathBuf,
+    app_id: String,
 }
 
-/// The file name of a profile's metadata: the escaped key, or for keys whose
-/// escaped form is too long for a file name, `~` and the SHA-256 of the key
-/// (escaping never yields `~`, so the two kinds cannot collide). The file
-/// names its key, and a read checks it.
+/// The file name of a profile's metadata: its [stem](crate::names::stem)
+/// and `.json`. The file names its key, and a read checks it.
 pub(crate) fn profile_file_name(key: &str) -> String {
-    let escaped = crate::names::escape(key);
-    if escaped.len() <= MAX_PLAIN_NAME {
-        return format!("{escaped}.json");
-    }
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(key.as_bytes());
-    let mut name = String::with_capacity(70);
-    name.push('~');
-    for b in digest.iter() {
-        name.push_str(&format!("{b:02x}"));
-    }
-    name.push_str(".json");
-    name
+    format!("{}.json", crate::names::stem(key))
 }
 
 /// Whether a directory entry is a profile file (not a temp or moved-aside file).
@@ -232,10 +236,11 @@ pub(crate) fn is_profile_file_name(name: &str) -> bool {
 }
 
 impl MetaFiles {
-    pub(crate) fn new(dir: &Path) -> Self {
+    pub(crate) fn new(dir: &Path, app_id: &str) -> Self {
         MetaFiles {
             index_path: dir.join(INDEX_FILE),
             profiles_dir: dir.join(PROFILES_DIR),
+            app_id: app_id.to_string(),
         }
     }
 
@@ -251,7 +256,17 @@ impl MetaFiles {
                 index: Index::new(),
                 v1: None,
             }),
-            Some(bytes) => parse_index(&bytes, &self.index_path),
+            Some(bytes) => {
+                let snap = parse_index(&bytes, &self.index_path)?;
+                match &snap.index.app_id {
+                    Some(owner) if *owner != self.app_id => Err(Error::ForeignStore {
+                        path: self.index_path.clone(),
+                        owner: owner.clone(),
+                        app: self.app_id.clone(),
+                    }),
+                    _ => Ok(snap),
+                }
+            }
         }
     }
 
@@ -373,15 +388,38 @@ impl MetaFiles {
         Ok((profiles, bad))
     }
 
+    /// Write the index, recording this store's app id in it.
     pub(crate) fn write_index(&self, index: &Index) -> Result<()> {
-        files::write_atomic(&self.index_path, &index.to_bytes())
+        let mut index = index.clone();
+        index.app_id = Some(self.app_id.clone());
+        files::write_atomic(&self.index_path, &index.to_bytes()?)
+    }
+
+    /// A profile's file bytes.
+    pub(crate) fn profile_bytes(info: &ProfileInfo) -> Result<Vec<u8>> {
+        to_json_file(info)
     }
 
     pub(crate) fn write_profile(&self, info: &ProfileInfo) -> Result<()> {
         files::ensure_private_dir(&self.profiles_dir)?;
-        let mut bytes = serde_json::to_vec_pretty(info).unwrap_or_default();
-        bytes.push(b'\n');
-        files::write_atomic(&self.profile_path(&info.profile), &bytes)
+        files::write_atomic(
+            &self.profile_path(&info.profile),
+            &Self::profile_bytes(info)?,
+        )
+    }
+
+    /// Commit a profile's file through space reserved earlier (see
+    /// [`files::ReservedFile`]).
+    pub(crate) fn commit_profile(
+        &self,
+        info: &ProfileInfo,
+        reserved: files::ReservedFile,
+    ) -> Result<()> {
+        files::ensure_private_dir(&self.profiles_dir)?;
+        reserved.commit(
+            &self.profile_path(&info.profile),
+            &Self::profile_bytes(info)?,
+        )
     }
 
     pub(crate) fn remove_profile(&self, key: &str) -> Result<()> {
@@ -508,12 +546,7 @@ fn parse_v1(bytes: &[u8], path: &Path) -> Result<Snapshot> {
 /// Where the secrets are must be well-formed: a generation of 16 lower-case
 /// hex digits (as saves write it) and at least one item.
 fn check_secret_ref(secret: &SecretRef) -> std::result::Result<(), String> {
-    let g = &secret.generation;
-    if g.len() != 16
-        || !g
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
+    if !crate::names::is_generation(&secret.generation) {
         return Err("field `secret.generation`: not 16 lower-case hex digits".into());
     }
     if secret.items == 0 {

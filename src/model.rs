@@ -136,9 +136,7 @@ impl TokenInfo {
         let scope = take_plain(map, "scope")?.ok_or_else(|| missing("scope"))?;
         let session_expiration_time = take_plain(map, "session_expiration_time")?;
         if let Some(s) = &session_expiration_time {
-            parse_rfc3339(s).map_err(|_| {
-                "field `session_expiration_time`: not an RFC 3339 date-time".to_string()
-            })?;
+            session_instant(s)?;
         }
         let owner_id = take_plain(map, "owner_id")?;
         if owner_id.as_deref() == Some("") {
@@ -366,6 +364,27 @@ fn json_kind_reason(e: &serde_json::Error) -> String {
         Some(at) => full[..at].to_string(),
         None => full,
     }
+}
+
+/// The UTC instant of a `session_expiration_time`. It must be an RFC 3339
+/// date-time whose UTC instant is itself representable in RFC 3339 (years
+/// 0000 to 9999): the store keeps it as such, and `0000-01-01T00:00:00+00:01`
+/// is year -1 in UTC.
+pub(crate) fn session_instant(s: &str) -> Result<OffsetDateTime, String> {
+    let t = parse_rfc3339(s)
+        .map_err(|_| "field `session_expiration_time`: not an RFC 3339 date-time".to_string())?;
+    t.checked_to_offset(time::UtcOffset::UTC)
+        .filter(|utc| representable(*utc))
+        .ok_or_else(|| {
+            "field `session_expiration_time`: its UTC instant is outside the years 0000 to 9999"
+                .to_string()
+        })
+}
+
+/// Whether an instant can be written as RFC 3339 in UTC (years 0000 to 9999).
+pub(crate) fn representable(t: OffsetDateTime) -> bool {
+    t.checked_to_offset(time::UtcOffset::UTC)
+        .is_some_and(|utc| (0..=9999).contains(&utc.year()))
 }
 
 /// Parse an RFC 3339 instant (fractional seconds and any offset accepted).

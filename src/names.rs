@@ -94,27 +94,71 @@ pub(crate) fn unescape(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// The keychain account of item `index` of generation `generation` of a profile:
-/// `<escaped key>.<generation>.<index>`.
-pub(crate) fn item_account(key: &str, generation: &str, index: u16) -> String {
-    format!("{}.{generation}.{index}", escape(key))
+/// Longest escaped key used verbatim in a stem; longer keys are hashed.
+/// Keeps file names under the usual 255-byte limit and keyutils key
+/// descriptions (`rctoken:<app id>:<stem>.<generation>.<index>`) under 300
+/// bytes.
+const MAX_PLAIN_STEM: usize = 200;
+
+/// The name a profile goes by in file names, lock file names and keychain
+/// item names: its escaped key, or for keys whose escaped form is longer
+/// than 200 bytes, `~` and the SHA-256 of the key in hex (escaping never
+/// yields `~`, so the two kinds cannot collide). Bounded: at most 200 bytes.
+pub(crate) fn stem(key: &str) -> String {
+    let escaped = escape(key);
+    if escaped.len() <= MAX_PLAIN_STEM {
+        return escaped;
+    }
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    let mut name = String::with_capacity(65);
+    name.push('~');
+    for b in digest.iter() {
+        name.push_str(&format!("{b:02x}"));
+    }
+    name
 }
 
-/// Parse an account made by [`item_account`]: (key, generation, index).
+/// Whether `s` is a stem that [`stem`] can produce.
+fn is_stem(s: &str) -> bool {
+    match s.strip_prefix('~') {
+        Some(hex) => hex.len() == 64 && is_lower_hex(hex),
+        None => s.len() <= MAX_PLAIN_STEM && unescape(s).is_some(),
+    }
+}
+
+fn is_lower_hex(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// An upper bound on what one item costs besides its payload: its name
+/// (`rctoken:<app id>:` up to 73 bytes, a stem up to 200, `.`, 16 hex
+/// digits, `.` and an index) and the item header, which keyutils charges to
+/// the quota with the payload.
+pub(crate) const MAX_ACCOUNT_OVERHEAD: usize = 73 + MAX_PLAIN_STEM + 1 + 16 + 1 + 5 + 17;
+
+/// Whether `g` is a generation as saves write it: 16 lower-case hex digits.
+pub(crate) fn is_generation(g: &str) -> bool {
+    g.len() == 16 && is_lower_hex(g)
+}
+
+/// The keychain account of item `index` of generation `generation` of a profile:
+/// `<stem>.<generation>.<index>`.
+pub(crate) fn item_account(key: &str, generation: &str, index: u16) -> String {
+    format!("{}.{generation}.{index}", stem(key))
+}
+
+/// Parse an account made by [`item_account`]: (stem, generation, index).
 pub(crate) fn parse_account(account: &str) -> Option<(String, String, u16)> {
     let mut parts = account.split('.');
-    let key = unescape(parts.next()?)?;
+    let stem = parts.next()?;
     let generation = parts.next()?;
     let index: u16 = parts.next()?.parse().ok()?;
-    if parts.next().is_some()
-        || generation.len() != 16
-        || !generation
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
+    if parts.next().is_some() || !is_stem(stem) || !is_generation(generation) {
         return None;
     }
-    Some((key, generation.to_string(), index))
+    Some((stem.to_string(), generation.to_string(), index))
 }
 
 #[cfg(test)]
@@ -141,8 +185,12 @@ mod tests {
         let acc = item_account("a.b", "00000000000000ff", 3);
         assert_eq!(
             parse_account(&acc),
-            Some(("a.b".into(), "00000000000000ff".into(), 3))
+            Some(("a%2Eb".into(), "00000000000000ff".into(), 3))
         );
+        let long = "\u{6e2c}".repeat(60);
+        let acc = item_account(&long, "00000000000000ff", 0);
+        assert!(acc.len() < 100, "{acc}");
+        assert_eq!(parse_account(&acc).map(|p| p.0), Some(stem(&long)));
         assert_eq!(parse_account("foo"), None);
         assert_eq!(parse_account("a.zz.1"), None);
         assert_eq!(

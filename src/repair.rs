@@ -11,9 +11,10 @@ use crate::envelope::{self, ENVELOPE_VERSION};
 use crate::error::{Error, Result};
 use crate::files;
 use crate::lock::Mode;
-use crate::metadata::{Index, ProfileInfo, SecretRef, profile_file_name};
+use crate::metadata::{Index, ProfileInfo, SecretRef};
 use crate::names;
-use crate::store::{ReadFail, TokenStore};
+use crate::secrets::{self, ReadFail};
+use crate::store::{Ownership, TokenStore};
 
 /// One problem found by [`TokenStore::verify`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,6 +87,14 @@ pub enum Problem {
         /// The item's account name (no secret).
         account: String,
     },
+    /// A keychain item in this app id's namespace that no profile of this
+    /// store owns and that may belong to another store of the same app id
+    /// (its owner cannot be told: written by an older rctoken, damaged, or
+    /// not rctoken's). `repair` leaves it alone.
+    StrayItem {
+        /// The item's account name (no secret).
+        account: String,
+    },
 }
 
 impl std::fmt::Display for Problem {
@@ -129,6 +138,10 @@ impl std::fmt::Display for Problem {
             Problem::Orphan { account } => {
                 write!(f, "keychain item `{account}` belongs to no profile")
             }
+            Problem::StrayItem { account } => write!(
+                f,
+                "keychain item `{account}` belongs to no profile of this store, and may belong to another store of this app id (left alone)"
+            ),
         }
     }
 }
@@ -145,6 +158,10 @@ pub struct Report {
     pub profiles_checked: usize,
     /// Whether the backend could enumerate its items (orphan detection).
     pub orphan_scan: bool,
+    /// Keychain bytes a refresh of the largest checked profile sets aside
+    /// before it runs (its envelope plus a margin, plus item names): with
+    /// less room than this left in a quota, that refresh fails up front.
+    pub refresh_room: u64,
 }
 
 impl Report {
@@ -164,10 +181,11 @@ impl TokenStore {
     /// is reported as a [`Problem`].
     pub fn verify(&self) -> Result<Report> {
         let _lock = self.lock_meta(Mode::Shared)?;
-        self.check(&mut Vec::new())
+        self.check()
     }
 
-    fn check(&self, owned: &mut Vec<String>) -> Result<Report> {
+    fn check(&self) -> Result<Report> {
+        let mut owned = std::collections::HashSet::new();
         let mut report = Report::default();
         let snap = match self.read_meta() {
             Ok(m) => m,
@@ -222,7 +240,7 @@ impl TokenStore {
                 continue;
             }
             for index in 0..info.secret.items {
-                owned.push(names::item_account(
+                owned.insert(names::item_account(
                     &info.profile,
                     &info.secret.generation,
                     index,
@@ -237,8 +255,12 @@ impl TokenStore {
                 });
                 continue;
             }
-            match self.read_envelope(kc.as_ref(), info) {
-                Ok(_) => {}
+            match secrets::read(kc.as_ref(), &info.profile, &info.secret) {
+                Ok(decoded) => {
+                    let needed = secrets::reserve_bytes(decoded.encoded_len())
+                        + usize::from(info.secret.items) * names::MAX_ACCOUNT_OVERHEAD;
+                    report.refresh_room = report.refresh_room.max(needed as u64);
+                }
                 Err(ReadFail::Missing) => report.problems.push(Problem::SecretMissing {
                     profile: info.profile.clone(),
                 }),
@@ -257,7 +279,7 @@ impl TokenStore {
                     profile: info.profile.clone(),
                     held_by: info.secret.backend.clone(),
                 }),
-                Err(ReadFail::Keychain(e)) => return Err(self.kc_err(kc.as_ref(), e)),
+                Err(ReadFail::Keychain(e)) => return Err(secrets::kc_error(kc.as_ref(), e)),
             }
         }
         match kc.list() {
@@ -268,19 +290,27 @@ impl TokenStore {
                     // keeps them): only an item that still reads is an orphan.
                     // Items of a profile whose file is corrupt are what
                     // `repair` rebuilds it from, not orphans.
-                    let recoverable = names::parse_account(&account).is_some_and(|(key, _, _)| {
-                        corrupt_files.contains(&profile_file_name(&key))
+                    // Only items of this store are deleted: another store
+                    // of the same app id (another directory) shares the
+                    // namespace.
+                    let recoverable = names::parse_account(&account).is_some_and(|(stem, _, _)| {
+                        corrupt_files.contains(&format!("{stem}.json"))
                     });
-                    if !recoverable
-                        && !owned.contains(&account)
-                        && matches!(kc.get(&account), Ok(Some(_)))
+                    if recoverable
+                        || owned.contains(&account)
+                        || !matches!(kc.get(&account), Ok(Some(_)))
                     {
-                        report.problems.push(Problem::Orphan { account });
+                        continue;
+                    }
+                    match self.ownership(kc.as_ref(), &account) {
+                        Ownership::Ours => report.problems.push(Problem::Orphan { account }),
+                        Ownership::OtherStore => {}
+                        Ownership::Unknown => report.problems.push(Problem::StrayItem { account }),
                     }
                 }
             }
             Ok(None) => {}
-            Err(e) => return Err(self.kc_err(kc.as_ref(), e)),
+            Err(e) => return Err(secrets::kc_error(kc.as_ref(), e)),
         }
         Ok(report)
     }
@@ -310,7 +340,7 @@ impl TokenStore {
                 "removed {stale} temp file(s) left by interrupted metadata writes"
             ));
         }
-        let mut found = self.check(&mut Vec::new())?;
+        let mut found = self.check()?;
         let untouchable = found
             .problems
             .iter()
@@ -318,7 +348,7 @@ impl TokenStore {
         if untouchable {
             // A newer rctoken's metadata, or an unsafe file: never touched;
             // the final check reports it as remaining.
-            let mut after = self.check(&mut Vec::new())?;
+            let mut after = self.check()?;
             after.fixed = fixed;
             return Ok(after);
         }
@@ -334,7 +364,7 @@ impl TokenStore {
                 break;
             }
             self.fix_corrupt_files(&found, &mut fixed)?;
-            found = self.check(&mut Vec::new())?;
+            found = self.check()?;
         }
         // 2. Drift between the (now readable) metadata and the keychain.
         if !found.problems.is_empty() {
@@ -357,7 +387,7 @@ impl TokenStore {
                             }
                             self.meta_files().write_index(&index)?;
                             self.meta_files().remove_profile(profile)?;
-                            self.delete_items(
+                            secrets::delete(
                                 kc.as_ref(),
                                 profile,
                                 &info.secret.generation,
@@ -368,7 +398,7 @@ impl TokenStore {
                     }
                     Problem::Orphan { account } => match kc.delete(account) {
                         Ok(_) => fixed.push(format!("deleted orphaned keychain item `{account}`")),
-                        Err(e) => return Err(self.kc_err(kc.as_ref(), e)),
+                        Err(e) => return Err(secrets::kc_error(kc.as_ref(), e)),
                     },
                     Problem::DanglingReference { profile, .. } => {
                         index.set_label(profile, None);
@@ -384,7 +414,7 @@ impl TokenStore {
                 self.meta_files().write_index(&index)?;
             }
         }
-        let mut after = self.check(&mut Vec::new())?;
+        let mut after = self.check()?;
         after.fixed = fixed;
         Ok(after)
     }
@@ -444,17 +474,19 @@ impl TokenStore {
     /// of each profile wins; older generations are deleted.
     fn rebuild(&self, only: Option<&std::collections::HashSet<String>>) -> Result<usize> {
         let kc = self.keychain()?;
-        let mut rebuilt: std::collections::BTreeMap<String, ProfileInfo> = Default::default();
+        // key -> (newest profile found, whether this store wrote it)
+        let mut rebuilt: std::collections::BTreeMap<String, (ProfileInfo, bool)> =
+            Default::default();
         let accounts = kc
             .list()
-            .map_err(|e| self.kc_err(kc.as_ref(), e))?
+            .map_err(|e| secrets::kc_error(kc.as_ref(), e))?
             .unwrap_or_default();
         let mut losers = Vec::new();
         for account in &accounts {
-            let Some((key, generation, 0)) = names::parse_account(account) else {
+            let Some((stem, generation, 0)) = names::parse_account(account) else {
                 continue;
             };
-            if only.is_some_and(|names| !names.contains(&profile_file_name(&key))) {
+            if only.is_some_and(|names| !names.contains(&format!("{stem}.json"))) {
                 continue;
             }
             let Ok(Some(first)) = kc.get(account) else {
@@ -463,44 +495,70 @@ impl TokenStore {
             let Some(count) = envelope::item_header_count(&first) else {
                 continue;
             };
-            let mut candidate = ProfileInfo {
-                profile: key.clone(),
-                active: false,
-                ..placeholder_info()
+            let owner = secrets::owner_of(kc.as_ref(), account).unwrap_or_default();
+            let ours = match self.ownership(kc.as_ref(), account) {
+                Ownership::Ours => true,
+                // Another store's profile is not this store's to rebuild.
+                Ownership::OtherStore => continue,
+                Ownership::Unknown => false,
             };
-            candidate.secret = SecretRef {
+            if owner.reservation {
+                // Room set aside by a refresh that never committed.
+                if ours {
+                    losers.push((stem, generation, count));
+                }
+                continue;
+            }
+            // An envelope that does not read is left alone, never dropped.
+            let Ok(decoded) = secrets::read_generation(kc.as_ref(), &stem, &generation, count)
+            else {
+                continue;
+            };
+            if serde_json::from_slice::<secrets::Owner>(&decoded.record)
+                .is_ok_and(|o| o.reservation)
+            {
+                if ours {
+                    losers.push((stem, generation, count));
+                }
+                continue;
+            }
+            let key = decoded.key.clone();
+            let mut info = match serde_json::from_slice::<ProfileInfo>(&decoded.record) {
+                Ok(info) => info,
+                // The secrets are intact but their record is not: keep the
+                // profile with its expiry unknown (treated as expired, so the
+                // next use refreshes it) rather than lose its tokens.
+                Err(_) => ProfileInfo {
+                    has_refresh_token: decoded.refresh.is_some(),
+                    has_id_token: decoded.id.is_some(),
+                    ..placeholder_info()
+                },
+            };
+            info.profile = key.clone();
+            info.label = None;
+            info.secret = SecretRef {
                 backend: kc.name().to_string(),
                 generation: generation.clone(),
                 items: count,
                 envelope_version: ENVELOPE_VERSION,
             };
-            let Ok(decoded) = self.read_secrets(kc.as_ref(), &candidate) else {
-                losers.push((key, generation, count));
-                continue;
-            };
-            let Ok(mut info) = serde_json::from_slice::<ProfileInfo>(&decoded.record) else {
-                losers.push((key, generation, count));
-                continue;
-            };
-            info.profile = key.clone();
-            info.label = None;
-            info.secret = candidate.secret;
-            match rebuilt.get(&key) {
-                Some(existing) if existing.obtained_at >= info.obtained_at => {
-                    losers.push((key, generation, count));
+            // The newest save wins; an older generation is deleted only if
+            // this store wrote it.
+            let loser = match rebuilt.get(&key) {
+                Some((existing, _)) if existing.obtained_at >= info.obtained_at => {
+                    Some((info, ours))
                 }
-                _ => {
-                    if let Some(old) = rebuilt.insert(key.clone(), info) {
-                        losers.push((key, old.secret.generation, old.secret.items));
-                    }
-                }
+                _ => rebuilt.insert(key, (info, ours)),
+            };
+            if let Some((old, true)) = loser {
+                losers.push((stem, old.secret.generation, old.secret.items));
             }
         }
-        for info in rebuilt.values() {
+        for (info, _) in rebuilt.values() {
             self.meta_files().write_profile(info)?;
         }
-        for (key, generation, count) in losers {
-            self.delete_items(kc.as_ref(), &key, &generation, count);
+        for (stem, generation, count) in losers {
+            secrets::delete_stem(kc.as_ref(), &stem, &generation, count);
         }
         Ok(rebuilt.len())
     }
@@ -536,6 +594,7 @@ fn placeholder_info() -> ProfileInfo {
         session_expires_at: None,
         has_refresh_token: false,
         has_id_token: false,
+        refreshed: false,
         secret: SecretRef {
             backend: String::new(),
             generation: String::new(),

@@ -16,12 +16,20 @@ use crate::clock::{self, Clock, SystemClock};
 use crate::envelope::{self, ENVELOPE_VERSION};
 use crate::error::{Error, Result};
 use crate::files;
-use crate::keychain::{self, Backend, KcError, Keychain, OpenConfig};
+use crate::keychain::{self, Backend, Keychain, OpenConfig, Quota};
 use crate::lock::{FileLock, Mode};
 use crate::metadata::{Index, MetaFiles, ProfileInfo, SecretRef, Snapshot};
-use crate::model::{TokenInfo, parse_rfc3339};
+use crate::model::{TokenInfo, representable, session_instant};
 use crate::names;
 pub use crate::repair::{Problem, Report};
+use crate::secrets;
+
+/// A token saved or refreshed less than this long ago is not refreshed
+/// again just because it falls short of a caller's `min_valid`: the result
+/// of a refresh is what the token endpoint gives, and asking again within a
+/// minute only spends the endpoint's rate limit (about 5 requests a minute
+/// per app). It is refreshed again once its access token has expired.
+pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The metadata index file's name inside the store directory.
 pub const METADATA_FILE: &str = crate::metadata::INDEX_FILE;
@@ -171,9 +179,19 @@ impl StoreBuilder {
                 .data_local_dir()
                 .join(&self.app_id),
         };
+        // One store, one place: a relative directory would name another
+        // store from another working directory.
+        let dir = if dir.is_relative() {
+            std::env::current_dir()
+                .map_err(|e| Error::io("resolving the current directory for", &dir, e))?
+                .join(dir)
+        } else {
+            dir
+        };
         files::ensure_private_dir(&dir)?;
+        let dir = std::fs::canonicalize(&dir).map_err(|e| Error::io("resolving", &dir, e))?;
         Ok(TokenStore {
-            meta: MetaFiles::new(&dir),
+            meta: MetaFiles::new(&dir, &self.app_id),
             lock_path: dir.join(LOCK_FILE),
             kc_cfg: OpenConfig {
                 service: format!("rctoken:{}", self.app_id),
@@ -283,6 +301,15 @@ impl TokenStore {
         self.with_keychain(|kc, reason| Ok((kc.name().to_string(), reason.to_string())))
     }
 
+    /// How much of the keychain's per-user quota is in use, for backends
+    /// that have one (kernel keyutils), connecting first if needed.
+    ///
+    /// # Errors
+    /// [`Error::KeychainUnavailable`].
+    pub fn keychain_quota(&self) -> Result<Option<Quota>> {
+        self.with_keychain(|kc, _| Ok(kc.quota()))
+    }
+
     pub(crate) fn keychain(&self) -> Result<Arc<dyn Keychain>> {
         self.with_keychain(|kc, _| Ok(kc.clone()))
     }
@@ -310,19 +337,6 @@ impl TokenStore {
         }
     }
 
-    pub(crate) fn kc_err(&self, kc: &dyn Keychain, e: KcError) -> Error {
-        match e {
-            KcError::Unavailable(reason) => Error::KeychainUnavailable {
-                backend: kc.name().to_string(),
-                reason,
-            },
-            KcError::Other(reason) => Error::Keychain {
-                backend: kc.name().to_string(),
-                reason,
-            },
-        }
-    }
-
     pub(crate) fn lock_meta(&self, mode: Mode) -> Result<FileLock> {
         FileLock::acquire(&self.lock_path, mode, self.lock_timeout)
     }
@@ -334,8 +348,7 @@ impl TokenStore {
     fn lock_refresh_within(&self, key: &str, timeout: Duration) -> Result<FileLock> {
         let dir = self.dir.join(REFRESH_LOCK_DIR);
         files::ensure_private_dir(&dir)?;
-        let name = crate::metadata::profile_file_name(key);
-        let path = dir.join(format!("{}.lock", name.trim_end_matches(".json")));
+        let path = dir.join(format!("{}.lock", names::stem(key)));
         FileLock::acquire(&path, Mode::Exclusive, timeout)
     }
 
@@ -443,31 +456,36 @@ impl TokenStore {
             names::check_label(label)?;
         }
         let _refresh = self.lock_refresh(&key)?;
-        self.save_locked(token, &key, options.label.as_deref(), options.switch)
+        self.save_locked(token, &key, options.label.as_deref(), options.switch, None)
     }
 
-    /// The commit protocol of a save; the caller holds the profile's refresh lock.
+    /// The commit protocol of a save; the caller holds the profile's refresh
+    /// lock. With `reserved` (a refresh), the new generation goes into the
+    /// keychain items and the metadata file set aside before the refresh.
     fn save_locked(
         &self,
         token: &TokenInfo,
         key: &str,
         label: Option<&str>,
         switch: bool,
+        reserved: Option<Reserved>,
     ) -> Result<ProfileInfo> {
         let kc = self.keychain()?;
         let now = clock::truncate(self.clock.now());
-        let generation = loop {
-            let g = files::random_u64();
-            if g != 0 {
-                break g;
-            }
+        let generation = match &reserved {
+            Some(r) => r.keychain.generation,
+            None => fresh_generation(),
         };
         let gen_hex = format!("{generation:016x}");
         let mut info = profile_info(token, key, now, kc.name(), &gen_hex)?;
+        info.refreshed = reserved.is_some();
 
         let _lock = self.lock_meta(Mode::Exclusive)?;
         let snap = self.read_meta_for_write()?;
         let old = self.meta.profile(&snap, key)?;
+        if old.is_none() {
+            self.check_key_free(&snap, key)?;
+        }
         // A label naming `key` while it has no file is left over from an
         // interrupted remove: a new profile does not inherit it.
         info.label = match label {
@@ -480,7 +498,7 @@ impl TokenStore {
         let first = old.is_none() && !self.meta.any(&snap)?;
 
         // 1. Write the new generation's items. Nothing refers to them yet.
-        let record = serde_json::to_vec(&info).unwrap_or_default();
+        let record = self.record(&info)?;
         let envelope = envelope::encode(
             key,
             generation,
@@ -489,46 +507,43 @@ impl TokenStore {
             token.refresh_token.as_ref(),
             token.id_token.as_ref(),
         );
-        if envelope::item_count(envelope.len(), kc.max_item_bytes()) > usize::from(u16::MAX) {
-            return Err(Error::Keychain {
-                backend: kc.name().to_string(),
-                reason: format!(
-                    "the secrets need more than {} items of {} bytes",
-                    u16::MAX,
-                    kc.max_item_bytes()
-                ),
-            });
-        }
-        let items = envelope::split(&envelope, generation, kc.max_item_bytes());
+        let (count, reserved_file) = match reserved {
+            Some(r) => (
+                secrets::fill(kc.as_ref(), key, &r.keychain, &envelope)?,
+                Some(r.file),
+            ),
+            None => (
+                secrets::write(kc.as_ref(), key, generation, &envelope)?,
+                None,
+            ),
+        };
         drop(envelope);
-        info.secret.items = items.len() as u16;
-        let count = info.secret.items;
-        for (index, item) in items.into_iter().enumerate() {
-            let account = names::item_account(key, &gen_hex, index as u16);
-            if let Err(e) = kc.set(&account, item) {
-                self.delete_items(kc.as_ref(), key, &gen_hex, index as u16 + 1);
-                return Err(self.kc_err(kc.as_ref(), e));
-            }
-        }
+        info.secret.items = count;
 
-        // 2. The index, if the active profile or a label changes. Written
-        //    before the profile's file: a crash in between leaves the old
-        //    profile with its new label or active flag, or, for a new
-        //    profile, an index naming a profile that does not exist yet,
-        //    which readers treat as absent. Never a torn profile.
+        // 2. The index, if the active profile or a label changes (or it does
+        //    not yet name its app id). Written before the profile's file: a
+        //    crash in between leaves the old profile with its new label or
+        //    active flag, or, for a new profile, an index naming a profile
+        //    that does not exist yet, which readers treat as absent. Never a
+        //    torn profile.
         let mut index = snap.index.clone();
+        index.app_id = Some(self.app_id.clone());
         index.set_label(key, info.label.as_deref());
         if switch || first {
             index.active = Some(key.to_string());
         }
         let index_changed = index != snap.index;
         if index_changed && let Err(e) = self.meta.write_index(&index) {
-            self.delete_items(kc.as_ref(), key, &gen_hex, count);
+            secrets::delete(kc.as_ref(), key, &gen_hex, count);
             return Err(e);
         }
         // 3. Commit: atomically point the profile's file at the new generation.
-        if let Err(e) = self.meta.write_profile(&info) {
-            self.delete_items(kc.as_ref(), key, &gen_hex, count);
+        let committed = match reserved_file {
+            Some(file) => self.meta.commit_profile(&info, file),
+            None => self.meta.write_profile(&info),
+        };
+        if let Err(e) = committed {
+            secrets::delete(kc.as_ref(), key, &gen_hex, count);
             if index_changed && let Err(e) = self.meta.write_index(&snap.index) {
                 log::warn!("could not restore the metadata index: {e}");
             }
@@ -541,19 +556,62 @@ impl TokenStore {
         if let Some(old) = old
             && old.secret.backend == kc.name()
         {
-            self.delete_items(kc.as_ref(), key, &old.secret.generation, old.secret.items);
+            secrets::delete(kc.as_ref(), key, &old.secret.generation, old.secret.items);
         }
         Ok(info)
     }
 
-    /// Best-effort deletion of items `0..count` of a generation.
-    pub(crate) fn delete_items(&self, kc: &dyn Keychain, key: &str, generation: &str, count: u16) {
-        for index in 0..count {
-            let account = names::item_account(key, generation, index);
-            if let Err(e) = kc.delete(&account) {
-                log::warn!("could not delete keychain item `{account}`: {e:?}");
-            }
+    /// The record an envelope carries: the profile's metadata and which
+    /// store wrote it (see `secrets::Owner`).
+    fn record(&self, info: &ProfileInfo) -> Result<Vec<u8>> {
+        #[derive(serde::Serialize)]
+        struct Record<'a> {
+            #[serde(flatten)]
+            owner: secrets::Owner,
+            #[serde(flatten)]
+            info: &'a ProfileInfo,
         }
+        serde_json::to_vec(&Record {
+            owner: secrets::Owner {
+                store_dir: Some(self.dir.to_string_lossy().into_owned()),
+                reservation: false,
+            },
+            info,
+        })
+        .map_err(|e| Error::BadToken {
+            reason: format!("the token's metadata cannot be stored: {e}"),
+        })
+    }
+
+    /// Set aside room for the result of refreshing `current` (caller holds
+    /// its refresh lock): keychain items of a fresh generation and the
+    /// profile's next metadata file, each as large as now plus a margin.
+    fn reserve_for(&self, kc: &dyn Keychain, current: &StoredToken) -> Result<Reserved> {
+        let key = &current.info.profile;
+        let record = self.record(&current.info)?;
+        let now_len = envelope::encode(
+            key,
+            0,
+            &record,
+            &current.token.access_token,
+            current.token.refresh_token.as_ref(),
+            current.token.id_token.as_ref(),
+        )
+        .len();
+        let file_len = MetaFiles::profile_bytes(&current.info)?.len();
+        let dir = self.dir.join(REFRESH_LOCK_DIR);
+        let file = files::reserve(
+            &dir.join(format!("{}.reserve", names::stem(key))),
+            secrets::reserve_bytes(file_len),
+        )?;
+        let keychain = secrets::reserve(
+            kc,
+            key,
+            fresh_generation(),
+            secrets::reserve_bytes(now_len),
+            &self.dir.to_string_lossy(),
+        )?;
+        Ok(Reserved { keychain, file })
     }
 
     /// Load a profile (by key or label) with its secrets: one metadata read
@@ -620,59 +678,8 @@ impl TokenStore {
         kc: &dyn Keychain,
         info: &ProfileInfo,
     ) -> Result<envelope::Decoded> {
-        let key = &info.profile;
-        self.read_envelope(kc, info).map_err(|fail| match fail {
-            ReadFail::WrongBackend => Error::WrongBackend {
-                profile: key.clone(),
-                held_by: info.secret.backend.clone(),
-                backend: kc.name().to_string(),
-            },
-            ReadFail::Missing => Error::SecretMissing {
-                profile: key.clone(),
-                backend: kc.name().to_string(),
-            },
-            ReadFail::Version(v) => Error::CorruptSecret {
-                profile: key.clone(),
-                reason: envelope::EnvelopeError::Version(v).to_string(),
-            },
-            ReadFail::Malformed(reason) => Error::CorruptSecret {
-                profile: key.clone(),
-                reason,
-            },
-            ReadFail::Keychain(e) => self.kc_err(kc, e),
-        })
-    }
-
-    /// Read and decode the envelope a profile's metadata points at.
-    pub(crate) fn read_envelope(
-        &self,
-        kc: &dyn Keychain,
-        info: &ProfileInfo,
-    ) -> std::result::Result<envelope::Decoded, ReadFail> {
-        let key = &info.profile;
-        if info.secret.backend != kc.name() {
-            return Err(ReadFail::WrongBackend);
-        }
-        let generation = u64::from_str_radix(&info.secret.generation, 16)
-            .map_err(|_| ReadFail::Malformed("bad generation in metadata".into()))?;
-        let mut items = Vec::with_capacity(info.secret.items as usize);
-        for index in 0..info.secret.items {
-            let account = names::item_account(key, &info.secret.generation, index);
-            match kc.get(&account) {
-                Ok(Some(item)) => items.push(item),
-                Ok(None) => return Err(ReadFail::Missing),
-                Err(e) => return Err(ReadFail::Keychain(e)),
-            }
-        }
-        let envelope = envelope::join(&items, generation)?;
-        drop(items);
-        let decoded = envelope::decode(&envelope)?;
-        if decoded.key != *key || decoded.generation != generation {
-            return Err(ReadFail::Malformed(
-                "the item belongs to another profile or save".into(),
-            ));
-        }
-        Ok(decoded)
+        secrets::read(kc, &info.profile, &info.secret)
+            .map_err(|fail| secrets::read_error(kc, &info.profile, &info.secret, fail))
     }
 
     /// Make a profile (by key or label) the active one.
@@ -733,7 +740,7 @@ impl TokenStore {
             .profile(&snap, &key)?
             .ok_or_else(|| Error::NoSuchProfile(key.clone()))?;
         let kc = self.keychain()?;
-        self.delete_profile_items(kc.as_ref(), &info)?;
+        secrets::delete_all(kc.as_ref(), &info.profile, &info.secret)?;
         // The index before the file: a crash in between leaves a profile
         // without label or active flag, whose missing secrets `repair` drops.
         let mut index = snap.index.clone();
@@ -749,23 +756,9 @@ impl TokenStore {
         Ok(info)
     }
 
-    fn delete_profile_items(&self, kc: &dyn Keychain, info: &ProfileInfo) -> Result<()> {
-        if info.secret.backend != kc.name() {
-            return Err(Error::WrongBackend {
-                profile: info.profile.clone(),
-                held_by: info.secret.backend.clone(),
-                backend: kc.name().to_string(),
-            });
-        }
-        for index in 0..info.secret.items {
-            let account = names::item_account(&info.profile, &info.secret.generation, index);
-            kc.delete(&account).map_err(|e| self.kc_err(kc, e))?;
-        }
-        Ok(())
-    }
-
     /// Remove every profile, and every other item of this store's keychain
-    /// namespace. Returns how many profiles were removed. If any profile's
+    /// namespace that this store wrote (see [`verify`](Self::verify) on
+    /// items it cannot place). Returns how many profiles were removed. If any profile's
     /// secrets are in another backend, nothing is removed
     /// ([`Error::WrongBackend`]).
     ///
@@ -784,18 +777,23 @@ impl TokenStore {
         // Refuse before deleting anything if some secrets live in another
         // backend: clearing their metadata would strand them there.
         if let Some(info) = profiles.iter().find(|p| p.secret.backend != kc.name()) {
-            return Err(Error::WrongBackend {
-                profile: info.profile.clone(),
-                held_by: info.secret.backend.clone(),
-                backend: kc.name().to_string(),
-            });
+            return Err(secrets::wrong_backend(
+                kc.as_ref(),
+                &info.profile,
+                &info.secret,
+            ));
         }
         let removed = profiles.len();
         for info in &profiles {
-            self.delete_profile_items(kc.as_ref(), info)?;
+            secrets::delete_all(kc.as_ref(), &info.profile, &info.secret)?;
         }
+        // Other items of the namespace, if this store wrote them (another
+        // store of the same app id may own the rest).
         if let Ok(Some(accounts)) = kc.list() {
             for account in accounts {
+                if !matches!(self.ownership(kc.as_ref(), &account), Ownership::Ours) {
+                    continue;
+                }
                 if let Err(e) = kc.delete(&account) {
                     log::warn!("could not delete keychain item `{account}`: {e:?}");
                 }
@@ -852,21 +850,24 @@ impl TokenStore {
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         // Fast path without the refresh lock: when the metadata says the
-        // token is valid long enough, no single flight is needed; the secrets
+        // token needs no refresh, no single flight is needed; the secrets
         // are read under the same metadata lock and lookup.
-        let (meta_lock, info) = self.locked_lookup(key_or_label)?;
-        if info.access_token_valid_for(self.clock.now(), min_valid) {
-            return self.token_of(info, None);
+        let (meta_lock, seen) = self.locked_lookup(key_or_label)?;
+        if !self.needs_refresh(&seen, min_valid) {
+            return self.token_of(seen, None);
         }
         drop(meta_lock);
-        let key = info.profile.clone();
+        let key = seen.profile.clone();
         let (refresh_lock, prefetched) = self.lock_refresh_prefetching(&key)?;
-        // Whoever held the lock may have refreshed already: check the
-        // metadata (no keychain call) and read the secrets after unlocking,
-        // so waiters do not queue on the lock for a keychain round trip each.
-        if self
-            .info(Some(&key))?
-            .access_token_valid_for(self.clock.now(), min_valid)
+        // Whoever held the lock may have refreshed already (a new
+        // generation): use that result, whether or not it meets `min_valid`,
+        // since refreshing again would only get the same kind of token.
+        // Check the metadata (no keychain call) and read the secrets after
+        // unlocking, so waiters do not queue on the lock for a keychain
+        // round trip each.
+        let now_info = self.info(Some(&key))?;
+        if now_info.secret.generation != seen.secret.generation
+            || !self.needs_refresh(&now_info, min_valid)
         {
             drop(refresh_lock);
             return match prefetched {
@@ -881,9 +882,6 @@ impl TokenStore {
         drop(prefetched);
         let current = self.load(&key)?;
         let now = self.clock.now();
-        if current.info.access_token_valid_for(now, min_valid) {
-            return Ok(current);
-        }
         let login = |reason: &str| Error::LoginRequired {
             profile: key.clone(),
             reason: reason.to_string(),
@@ -894,12 +892,39 @@ impl TokenStore {
         if !current.info.refresh_token_valid_for(now, Duration::ZERO) {
             return Err(login("the refresh token has expired"));
         }
-        let mut new = refresh(refresh_token, &RefreshLock(&refresh_lock)).map_err(|e| {
-            Error::RefreshFailed {
-                profile: key.clone(),
-                source: e.into(),
+        // Never spend a refresh token whose result cannot be stored: set
+        // the room aside first (keychain quota, a live keychain, disk).
+        let kc = self.keychain()?;
+        let reserved =
+            self.reserve_for(kc.as_ref(), &current)
+                .map_err(|e| Error::NotRefreshed {
+                    profile: key.clone(),
+                    source: Box::new(e),
+                })?;
+        let release = |reserved: Reserved| secrets::release(kc.as_ref(), &key, &reserved.keychain);
+        let mut new = match refresh(refresh_token, &RefreshLock(&refresh_lock)) {
+            Ok(t) => t,
+            Err(e) => {
+                release(reserved);
+                return Err(Error::RefreshFailed {
+                    profile: key.clone(),
+                    source: e.into(),
+                });
             }
-        })?;
+        };
+        // A refresh cannot change whose token it is.
+        match (&current.token.owner_id, &new.owner_id) {
+            (Some(old), Some(got)) if old != got => {
+                release(reserved);
+                return Err(Error::BadToken {
+                    reason: format!(
+                        "field `owner_id`: the refreshed token belongs to `{got}`, not to `{old}`; the stored tokens are unchanged"
+                    ),
+                });
+            }
+            (_, None) => new.owner_id = current.token.owner_id.clone(),
+            _ => {}
+        }
         if new.refresh_token.is_none() {
             new.refresh_token = current.token.refresh_token.clone();
             let saved_at = clock::truncate(self.clock.now());
@@ -908,12 +933,57 @@ impl TokenStore {
                 .refresh_token_expires_at
                 .map(|at| clock::remaining_secs(at, saved_at));
         }
-        let info = self.save_locked(&new, &key, None, false)?;
-        Ok(StoredToken { token: new, info })
+        // Bad input is refused before anything is written.
+        let checked = profile_info(&new, &key, clock::truncate(self.clock.now()), kc.name(), "")
+            .and_then(|info| self.record(&info));
+        if let Err(e) = checked {
+            release(reserved);
+            return Err(e);
+        }
+        let generation = reserved.keychain.generation;
+        let items = reserved.keychain.items;
+        match self.save_locked(&new, &key, None, false, Some(reserved)) {
+            Ok(info) => Ok(StoredToken { token: new, info }),
+            Err(e) => {
+                secrets::delete(kc.as_ref(), &key, &format!("{generation:016x}"), items);
+                Err(Error::RefreshNotStored {
+                    profile: key.clone(),
+                    token: Box::new(new),
+                    source: Box::new(e),
+                })
+            }
+        }
+    }
+
+    /// Whether `info` calls for a refresh for a caller that needs
+    /// `min_valid`: its access token is not valid that long, and it is not
+    /// the still-valid result of a refresh less than
+    /// [`MIN_REFRESH_INTERVAL`] ago.
+    fn needs_refresh(&self, info: &ProfileInfo, min_valid: Duration) -> bool {
+        let now = self.clock.now();
+        if info.access_token_valid_for(now, min_valid) {
+            return false;
+        }
+        let recent = info.refreshed && now - info.obtained_at < MIN_REFRESH_INTERVAL;
+        !(recent && info.access_token_valid_for(now, Duration::from_secs(1)))
     }
 }
 
 impl TokenStore {
+    /// A new profile's key may not be another profile's label: a name
+    /// resolves to one profile, whichever came first.
+    fn check_key_free(&self, snap: &Snapshot, key: &str) -> Result<()> {
+        match snap.index.labels.get(key) {
+            Some(owner) if owner != key && self.meta.profile(snap, owner)?.is_some() => {
+                Err(Error::InvalidName {
+                    what: "profile",
+                    reason: format!("`{key}` is already the label of profile `{owner}`"),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Labels are unique and may not equal another profile's key.
     fn check_label_free(&self, snap: &Snapshot, key: &str, label: &str) -> Result<()> {
         let label_taken = match snap.index.labels.get(label) {
@@ -955,18 +1025,23 @@ fn profile_info(
         None => None,
     };
     let session_expires_at = match (&token.session_expiration_time, token.session_expires_in) {
-        (Some(t), _) => Some(
-            parse_rfc3339(t)
-                .map_err(|_| Error::BadToken {
-                    reason: "field `session_expiration_time`: not an RFC 3339 date-time".into(),
-                })?
-                .to_offset(time::UtcOffset::UTC),
-        ),
+        (Some(t), _) => Some(session_instant(t).map_err(|reason| Error::BadToken { reason })?),
         (None, Some(s)) => {
             Some(clock::after(now, Some(s)).ok_or_else(|| range("session_expires_in"))?)
         }
         (None, None) => None,
     };
+    // Every instant the store derives must be writable as RFC 3339 (and so
+    // round-trip); refuse the token otherwise, before anything is written.
+    for (field, at) in [
+        ("expires_in", Some(access_token_expires_at)),
+        ("refresh_token_expires_in", refresh_token_expires_at),
+        ("session_expires_in", session_expires_at),
+    ] {
+        if at.is_some_and(|t| !representable(t)) {
+            return Err(range(field));
+        }
+    }
     Ok(ProfileInfo {
         profile: key.to_string(),
         active: false,
@@ -987,6 +1062,7 @@ fn profile_info(
         session_expires_at,
         has_refresh_token: token.refresh_token.is_some(),
         has_id_token: token.id_token.is_some(),
+        refreshed: false,
         secret: SecretRef {
             backend: backend.to_string(),
             generation: generation.to_string(),
@@ -1018,20 +1094,48 @@ fn token_from(info: &ProfileInfo, s: envelope::Decoded) -> TokenInfo {
 /// A keychain connection opened while waiting for a lock, or why it failed.
 type Prefetched = Result<Arc<dyn Keychain>>;
 
-/// Why a profile's envelope could not be read.
-pub(crate) enum ReadFail {
-    WrongBackend,
-    Missing,
-    Version(u8),
-    Malformed(String),
-    Keychain(KcError),
+/// Which store an item in this store's keychain namespace belongs to.
+pub(crate) enum Ownership {
+    /// This store wrote it, or the store that wrote it no longer exists.
+    Ours,
+    /// Another store of the same app id (another directory) wrote it.
+    OtherStore,
+    /// Cannot be told: no readable item 0, an older rctoken's record, or a
+    /// store directory that cannot be inspected.
+    Unknown,
 }
 
-impl From<envelope::EnvelopeError> for ReadFail {
-    fn from(e: envelope::EnvelopeError) -> Self {
-        match e {
-            envelope::EnvelopeError::Version(m) => ReadFail::Version(m),
-            envelope::EnvelopeError::Malformed(m) => ReadFail::Malformed(m),
+impl TokenStore {
+    /// Who owns the generation that `account` belongs to, from the store
+    /// directory its item 0 records.
+    pub(crate) fn ownership(&self, kc: &dyn Keychain, account: &str) -> Ownership {
+        let Some(dir) = secrets::owner_of(kc, account).and_then(|o| o.store_dir) else {
+            return Ownership::Unknown;
+        };
+        let dir = PathBuf::from(dir);
+        if dir == self.dir {
+            return Ownership::Ours;
+        }
+        match (files::exists(&dir), files::exists(&dir.join(METADATA_FILE))) {
+            (Some(false), _) => Ownership::Ours,
+            (Some(true), Some(true)) => Ownership::OtherStore,
+            _ => Ownership::Unknown,
+        }
+    }
+}
+
+/// Room set aside for a refresh's result (see `TokenStore::reserve_for`).
+struct Reserved {
+    keychain: secrets::Reservation,
+    file: files::ReservedFile,
+}
+
+/// A fresh, non-zero random generation.
+fn fresh_generation() -> u64 {
+    loop {
+        let g = files::random_u64();
+        if g != 0 {
+            return g;
         }
     }
 }

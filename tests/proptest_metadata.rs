@@ -35,6 +35,16 @@ fn check(bytes: &[u8]) {
             assert_eq!(p, path);
             assert!(found > rctoken::FORMAT_VERSION);
         }
+        // A mutated `app_id`: the store of another app, refused untouched.
+        Err(Error::ForeignStore {
+            path: p,
+            app,
+            owner,
+        }) => {
+            assert_eq!(p, path);
+            assert_eq!(app, "prop-meta");
+            assert_ne!(owner, "prop-meta");
+        }
         Err(other) => panic!("unexpected error: {other:?}"),
     }
     assert_eq!(
@@ -192,7 +202,7 @@ fn valid_store() -> &'static (tempfile::TempDir, [Vec<u8>; 3]) {
         std::sync::OnceLock::new();
     STORE.get_or_init(|| {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let store = TokenStore::builder("prop-meta-seed")
+        let store = TokenStore::builder("prop-meta")
             .dir(tmp.path())
             .backend(Backend::Memory(MemoryKeychain::new()))
             .open()

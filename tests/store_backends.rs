@@ -233,11 +233,20 @@ backend_tests! {
         for k in ["a1", "a2", "a3"] {
             t.store.save(&tokens::full(k).0, SaveOptions::new()).expect("save");
         }
-        // An item of this namespace that no profile owns goes too.
-        t.elsewhere("other").save(&tokens::full("stray").0, SaveOptions::new()).expect("stray");
-        assert_eq!(t.accounts().len(), 4);
+        // An item of this store that no profile owns (its profile file was
+        // lost) goes too; another store's of the same app id stays.
+        let ghost = t.store.save(&tokens::full("ghost").0, SaveOptions::new()).expect("ghost");
+        std::fs::remove_file(t.store.profile_path("ghost")).expect("lose ghost's file");
+        let other = t.elsewhere("other");
+        let kept = other.save(&tokens::full("kept").0, SaveOptions::new()).expect("kept");
+        assert_eq!(t.accounts().len(), 5);
         assert_eq!(t.store.remove_all().expect("remove_all"), 3);
         assert!(t.store.list().expect("list").is_empty());
+        assert!(!t.accounts().iter().any(|a| a.starts_with(&format!("ghost.{}", ghost.secret.generation))));
+        assert_eq!(t.accounts().len(), 1, "only the other store's item is left");
+        assert!(other.load("kept").is_ok(), "another store's profile is never touched");
+        assert_eq!(other.remove_all().expect("other remove_all"), 1);
+        let _ = kept;
         assert_eq!(t.accounts(), Vec::<String>::new());
         assert!(matches!(t.store.load_active(), Err(Error::NoActiveProfile)));
         assert_eq!(t.store.remove_all().expect("again"), 0);

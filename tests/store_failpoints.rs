@@ -74,14 +74,23 @@ backend_tests! {
         let before = state(t);
         failpoint::fail_next(Point::MetadataRename);
         let mut calls = 0;
+        let (next, _) = tokens::full("1");
         let e = t.store
             .refresh(None, Duration::from_secs(60), |_| {
                 calls += 1;
-                Ok::<_, String>(tokens::full("1").0)
+                Ok::<_, String>(next.clone())
             })
             .expect_err("commit fails");
         assert_eq!(calls, 1);
-        assert!(rename_failed(&e), "{e:?}");
+        // The refresh token is spent, so the error says so and hands the
+        // new token back; the stored tokens are the old ones.
+        match &e {
+            Error::RefreshNotStored { source, token, .. } => {
+                assert!(rename_failed(source), "{source:?}");
+                assert_eq!(tokens::wire(token), tokens::wire(&next));
+            }
+            other => panic!("{other:?}"),
+        }
         assert_eq!(state(t), before);
         let l = t.store.load("1").expect("load");
         assert_eq!(tokens::wire(&l.token), tokens::wire(&tok));

@@ -21,8 +21,11 @@ pub const NOT_VALID: u8 = 4;
 pub const KEYCHAIN: u8 = 5;
 /// Bad input.
 pub const BAD_INPUT: u8 = 6;
-/// Store files corrupt or unsafe.
+/// Store files corrupt or unsafe, or the store of another app id.
 pub const STORE: u8 = 7;
+/// A refresh succeeded but its result could not be stored: the old refresh
+/// token is spent.
+pub const NOT_STORED: u8 = 8;
 
 /// A command that failed: its exit code and the two lines to print.
 #[derive(Debug)]
@@ -100,7 +103,10 @@ pub fn code_of(e: &Error) -> u8 {
         Error::CorruptMetadata { .. }
         | Error::UnsupportedVersion { .. }
         | Error::UnsafeStore { .. }
+        | Error::ForeignStore { .. }
         | Error::CorruptSecret { .. } => STORE,
+        Error::NotRefreshed { source, .. } => code_of(source),
+        Error::RefreshNotStored { .. } => NOT_STORED,
         Error::InvalidName { .. } | Error::MissingProfileKey => USAGE,
         Error::RefreshFailed { source, .. } => match source.downcast_ref::<RefresherError>() {
             Some(r) if r.is_bad_output() => BAD_INPUT,
@@ -180,22 +186,23 @@ fn redact_quoted(line: &str) -> String {
     out
 }
 
-/// Last resort: a panic on the main thread prints a generic two-line error
-/// (never the panic message, which could hold anything) and exits 1. A panic
-/// on another thread prints nothing: whoever joins that thread turns it into
-/// an ordinary error (the library's keychain worker, the refresher's writer).
+/// Panics print nothing (the message could hold anything). Whoever catches
+/// one turns it into an ordinary error: the library at the keychain
+/// boundary, the refresher's threads' joiners, and [`internal_error`] for a
+/// panic that reaches `main`.
 pub fn install_panic_hook() {
-    std::panic::set_hook(Box::new(|_| {
-        if std::thread::current().name() != Some("main") {
-            return;
-        }
-        let _ = writeln!(
-            std::io::stderr(),
-            "error: rctoken hit an internal error (a bug)\n\
-             hint: retry; the store is crash-safe. Please report it with the command you ran"
-        );
-        std::process::exit(OTHER.into());
-    }));
+    std::panic::set_hook(Box::new(|_| {}));
+}
+
+/// Last resort for a panic that reached `main`: a generic two-line error,
+/// never the panic message. Returns the exit code.
+pub fn internal_error() -> u8 {
+    Failure::new(
+        OTHER,
+        "rctoken hit an internal error (a bug)",
+        "retry; the store is crash-safe. Please report it with the command you ran",
+    )
+    .report()
 }
 
 #[cfg(test)]

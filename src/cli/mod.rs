@@ -12,20 +12,28 @@ mod refresher;
 
 use clap::Parser;
 
-/// Run the command line; returns the process exit code.
+/// Run the command line; returns the process exit code. A panic anywhere
+/// becomes a generic two-line error and exit 1.
 pub fn main() -> i32 {
     exit::install_panic_hook();
-    // Test-only: prove the panic hook (tests are built with --all-features).
+    match std::panic::catch_unwind(run) {
+        Ok(code) => code.into(),
+        Err(_) => exit::internal_error().into(),
+    }
+}
+
+fn run() -> u8 {
+    // Test-only: prove the panic handling (tests are built with --all-features).
     #[cfg(feature = "failpoints")]
     if std::env::var_os("RCTOKEN_CLI_TEST_PANIC").is_some() {
         panic!("test panic carrying SECRET-IN-PANIC-MESSAGE");
     }
     let cli = match args::Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => return exit::clap_failure(e).into(),
+        Err(e) => return exit::clap_failure(e),
     };
     match commands::run(cli) {
-        Ok(code) => code.into(),
-        Err(failure) => failure.report().into(),
+        Ok(code) => code,
+        Err(failure) => failure.report(),
     }
 }

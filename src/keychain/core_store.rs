@@ -217,9 +217,7 @@ pub(crate) fn secret_service(
                 .map(|s| s as Arc<CredentialStore>)
                 .map_err(map_err)
         })
-        .map_err(|e| match e {
-            KcError::Unavailable(m) | KcError::Other(m) => m,
-        })?;
+        .map_err(KcError::into_message)?;
     let mut kc = CoreKeychain::new(super::SECRET_SERVICE.into(), store, cfg, max_item);
     kc.worker = worker;
     Ok(Arc::new(kc))
@@ -264,7 +262,5 @@ pub(crate) fn windows(_: &OpenConfig, _: usize) -> Result<Arc<dyn Keychain>, Str
 
 #[cfg(any(target_os = "macos", target_os = "windows"))]
 fn map_err_text(e: keyring_core::Error) -> String {
-    match map_err(e) {
-        KcError::Unavailable(m) | KcError::Other(m) => m,
-    }
+    map_err(e).into_message()
 }

@@ -6,24 +6,47 @@
 //! the persistent keyring, which fail or are not shared across processes in
 //! containers, CI and `su` shells.) Keys are described as
 //! `<service>:<account>`. Keyutils keys live in kernel memory and are cleared
-//! at reboot. One key holds at most 32767 bytes.
+//! at reboot. A `user` key holds at most 32767 bytes, but rctoken writes
+//! items of at most 4096 bytes: `KEYCTL_UPDATE` takes at most a page, and a
+//! refresh overwrites the items it reserved in place (see `secrets::reserve`).
+//!
+//! **Every session setup.** A process whose session keyring is not linked to
+//! `@u` (a systemd service with the default `KeyringMode=private`, `keyctl
+//! session -`) does not *possess* keys it adds to `@u`, and a new key grants
+//! its user only `view`: setting its permissions or reading it back fails.
+//! So a new key is created in this process's own process keyring (`@p`),
+//! which it always possesses, given user permissions there, then linked into
+//! `@u` and unlinked from `@p`. Later processes reach it through `@u` with
+//! the user permissions, in any session. An existing key is updated in place
+//! (`KEYCTL_UPDATE`), which charges the quota only for the size difference.
+//!
+//! **Descriptions of any length.** `linux-keyutils` 0.2 reads a key's
+//! description into a fixed 512-byte buffer and panics on a longer one (any
+//! key in `@u`, ours or not). This module describes keys itself
+//! (`KEYCTL_DESCRIBE`, asking for the size first), and bounds its own
+//! descriptions (item names are at most ~300 bytes, see `names::stem`).
 
 use std::sync::Arc;
 
 use super::{Keychain, OpenConfig};
 
-/// The largest payload of one `user` key.
-pub(crate) const MAX_PAYLOAD: usize = 32767;
+/// The largest item rctoken writes to one key: the most `KEYCTL_UPDATE`
+/// accepts (a page; 4096 bytes is the smallest page size Linux has). A
+/// `user` key could hold 32767 bytes, but only an update in place replaces
+/// a key without charging the quota for old and new side by side.
+pub(crate) const MAX_PAYLOAD: usize = 4096;
 
 #[cfg(target_os = "linux")]
 mod imp {
     use super::*;
-    use crate::keychain::KcError;
-    use linux_keyutils::{KeyError, KeyPermissionsBuilder, KeyRing, KeyRingIdentifier, Permission};
+    use crate::keychain::{KcError, Quota};
+    use linux_keyutils::{
+        Key, KeyError, KeyPermissionsBuilder, KeyRing, KeyRingIdentifier, Permission,
+    };
     use zeroize::Zeroizing;
 
     pub(crate) struct Keyutils {
-        ring: KeyRing,
+        user: KeyRing,
         prefix: String,
         max_item: usize,
     }
@@ -43,30 +66,169 @@ mod imp {
             KeyError::AccessDenied | KeyError::KeyRevoked | KeyError::KeyExpired => {
                 KcError::Unavailable(format!("keyutils: {e:?}"))
             }
-            KeyError::QuotaExceeded => KcError::Other(
-                "keyutils quota exceeded (see /proc/sys/kernel/keys/maxbytes and maxkeys)".into(),
-            ),
+            KeyError::QuotaExceeded => KcError::Full(quota_message()),
             other => KcError::Other(format!("keyutils: {other:?}")),
         }
     }
 
+    /// "quota exceeded" with this user's figures from /proc/key-users.
+    fn quota_message() -> String {
+        match user_quota() {
+            Some(q) => format!(
+                "the per-user keyutils quota is exceeded: {} of {} bytes and {} of {} keys in use \
+                 (/proc/key-users; limits in /proc/sys/kernel/keys/maxbytes and maxkeys)",
+                q.used_bytes, q.max_bytes, q.used_keys, q.max_keys
+            ),
+            None => "the per-user keyutils quota is exceeded \
+                     (limits in /proc/sys/kernel/keys/maxbytes and maxkeys)"
+                .into(),
+        }
+    }
+
+    /// This user's line of /proc/key-users:
+    /// `uid: usage nkeys/nikeys qnkeys/maxkeys qnbytes/maxbytes`.
+    pub(crate) fn user_quota() -> Option<Quota> {
+        let text = std::fs::read_to_string("/proc/key-users").ok()?;
+        let uid = crate::files::current_uid().to_string();
+        text.lines().find_map(|line| {
+            let (who, rest) = line.split_once(':')?;
+            if who.trim() != uid {
+                return None;
+            }
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let pair = |f: &str| -> Option<(u64, u64)> {
+                let (a, b) = f.split_once('/')?;
+                Some((a.parse().ok()?, b.parse().ok()?))
+            };
+            let (used_keys, max_keys) = pair(fields.get(2)?)?;
+            let (used_bytes, max_bytes) = pair(fields.get(3)?)?;
+            Some(Quota {
+                used_bytes,
+                max_bytes,
+                used_keys,
+                max_keys,
+            })
+        })
+    }
+
     pub(crate) fn open(cfg: &OpenConfig, max_item: usize) -> Result<Arc<dyn Keychain>, String> {
-        let ring = KeyRing::from_special_id(KeyRingIdentifier::User, true)
+        let user = KeyRing::from_special_id(KeyRingIdentifier::User, true)
             .map_err(|e| format!("cannot open the user keyring: {e:?}"))?;
         Ok(Arc::new(Keyutils {
-            ring,
+            user,
             prefix: format!("{}:", cfg.service),
             max_item: max_item.min(MAX_PAYLOAD),
         }))
     }
 
+    /// The serials linked from the user keyring (`KEYCTL_READ` on it),
+    /// without `linux-keyutils`' `get_links`, which describes each one
+    /// through its fixed 512-byte buffer.
+    #[allow(unsafe_code)]
+    fn user_keyring_links() -> Result<Vec<i32>, KeyError> {
+        let mut buf: Vec<i32> = Vec::new();
+        loop {
+            let bytes = buf.len() * std::mem::size_of::<i32>();
+            // SAFETY: KEYCTL_READ writes at most `bytes` bytes to `buf`
+            // (null with 0 asks for the size) and returns the full size.
+            let n = unsafe {
+                libc::syscall(
+                    libc::SYS_keyctl,
+                    libc::c_long::from(KEYCTL_READ),
+                    libc::c_long::from(KEY_SPEC_USER_KEYRING),
+                    if buf.is_empty() {
+                        std::ptr::null_mut()
+                    } else {
+                        buf.as_mut_ptr()
+                    },
+                    bytes,
+                )
+            };
+            if n < 0 {
+                return Err(KeyError::from_errno());
+            }
+            let n = usize::try_from(n).map_err(|_| KeyError::InvalidDescription)?;
+            if n <= bytes {
+                buf.truncate(n / std::mem::size_of::<i32>());
+                return Ok(buf);
+            }
+            // Linked keys may have been added meanwhile: ask again with room.
+            buf = vec![0; n.div_ceil(std::mem::size_of::<i32>()) + 16];
+        }
+    }
+
+    const KEYCTL_READ: i32 = 11;
+    const KEY_SPEC_USER_KEYRING: i32 = -4;
+
+    /// A key's description (`type;uid;gid;perm;description`), of any length.
+    #[allow(unsafe_code)]
+    fn describe(id: i32) -> Result<String, KeyError> {
+        let id = libc::c_long::from(id);
+        let mut buf: Vec<u8> = Vec::new();
+        loop {
+            // SAFETY: KEYCTL_DESCRIBE writes at most `buf.len()` bytes to
+            // `buf` (a null pointer with length 0 only asks for the size) and
+            // returns the full size including the terminating NUL.
+            let n = unsafe {
+                libc::syscall(
+                    libc::SYS_keyctl,
+                    libc::c_long::from(KEYCTL_DESCRIBE),
+                    id,
+                    if buf.is_empty() {
+                        std::ptr::null_mut()
+                    } else {
+                        buf.as_mut_ptr()
+                    },
+                    buf.len(),
+                )
+            };
+            if n < 0 {
+                return Err(KeyError::from_errno());
+            }
+            let n = usize::try_from(n).map_err(|_| KeyError::InvalidDescription)?;
+            if n <= buf.len() && n > 0 {
+                buf.truncate(n - 1); // the NUL
+                return String::from_utf8(buf).map_err(|_| KeyError::InvalidDescription);
+            }
+            if n == 0 || n > 1 << 20 {
+                return Err(KeyError::InvalidDescription);
+            }
+            buf = vec![0; n];
+        }
+    }
+
+    const KEYCTL_DESCRIBE: i32 = 6;
+
     impl Keyutils {
-        fn find(&self, account: &str) -> Result<Option<linux_keyutils::Key>, KcError> {
-            match self.ring.search(&format!("{}{account}", self.prefix)) {
+        fn find(&self, account: &str) -> Result<Option<Key>, KcError> {
+            match self.user.search(&format!("{}{account}", self.prefix)) {
                 Ok(k) => Ok(Some(k)),
                 Err(e) if gone(&e) => Ok(None),
                 Err(e) => Err(err(e)),
             }
+        }
+
+        /// Create a key in the process keyring (possessed, so its
+        /// permissions can be set in any session), then move it to `@u`.
+        fn create(&self, description: &str, data: &[u8]) -> Result<(), KcError> {
+            let process =
+                KeyRing::from_special_id(KeyRingIdentifier::Process, true).map_err(err)?;
+            let key = process.add_key(description, data).map_err(err)?;
+            // Possessor: everything. User (same uid, any process): view, read,
+            // write, search, link, setattr, so later processes can use it
+            // without possessing it.
+            let perms = KeyPermissionsBuilder::builder()
+                .posessor(Permission::ALL)
+                .user(Permission::ALL)
+                .build();
+            let moved = key.set_perms(perms).and_then(|()| self.user.link_key(key));
+            // Whatever happened, the process keyring must not keep it.
+            let _ = process.unlink_key(key);
+            if let Err(e) = moved {
+                let _ = key.invalidate();
+                return Err(err(e));
+            }
+            Ok(())
         }
     }
 
@@ -78,18 +240,15 @@ mod imp {
             self.max_item
         }
         fn set(&self, account: &str, data: Zeroizing<Vec<u8>>) -> Result<(), KcError> {
-            let key = self
-                .ring
-                .add_key(&format!("{}{account}", self.prefix), &data[..])
-                .map_err(err)?;
-            // Possessor: everything. User (same uid, any process): view, read,
-            // write, search, link, setattr, so later processes can read it even
-            // without possessing it through a session keyring.
-            let perms = KeyPermissionsBuilder::builder()
-                .posessor(Permission::ALL)
-                .user(Permission::ALL)
-                .build();
-            key.set_perms(perms).map_err(err)
+            if let Some(key) = self.find(account)? {
+                match key.update(&*data) {
+                    Ok(()) => return Ok(()),
+                    // Deleted meanwhile: create it afresh.
+                    Err(e) if gone(&e) => {}
+                    Err(e) => return Err(err(e)),
+                }
+            }
+            self.create(&format!("{}{account}", self.prefix), &data[..])
         }
         fn get(&self, account: &str) -> Result<Option<Zeroizing<Vec<u8>>>, KcError> {
             let Some(key) = self.find(account)? else {
@@ -124,17 +283,26 @@ mod imp {
             }
         }
         fn list(&self) -> Result<Option<Vec<String>>, KcError> {
-            let links = self.ring.get_links(4 * 65536).map_err(err)?;
             let mut out = Vec::new();
-            for node in links.iter() {
-                if let Some(key) = node.as_key()
-                    && let Ok(meta) = key.metadata()
-                    && let Some(account) = meta.get_description().strip_prefix(&self.prefix)
+            for id in user_keyring_links().map_err(err)? {
+                // Keys we may not describe, and keyrings, are not ours: skip.
+                let Ok(described) = describe(id) else {
+                    continue;
+                };
+                let mut fields = described.splitn(5, ';');
+                let (Some(kind), Some(description)) = (fields.next(), fields.nth(3)) else {
+                    continue;
+                };
+                if kind == "user"
+                    && let Some(account) = description.strip_prefix(&self.prefix)
                 {
                     out.push(account.to_string());
                 }
             }
             Ok(Some(out))
+        }
+        fn quota(&self) -> Option<Quota> {
+            user_quota()
         }
     }
 }

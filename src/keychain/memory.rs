@@ -41,6 +41,17 @@ impl MemoryKeychain {
         self.len() == 0
     }
 
+    /// The accounts of every item in the namespace `service` (a store's is
+    /// `rctoken:<app id>`), sorted: what a test of code that uses this
+    /// crate can check from outside the store.
+    pub fn accounts(&self, service: &str) -> Vec<String> {
+        self.lock()
+            .keys()
+            .filter(|(s, _)| s == service)
+            .map(|(_, a)| a.clone())
+            .collect()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Items> {
         self.items.lock().unwrap_or_else(|p| p.into_inner())
     }

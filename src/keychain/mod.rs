@@ -79,8 +79,32 @@ pub(crate) const KEYUTILS: &str = "keyutils";
 pub(crate) enum KcError {
     /// Unreachable, locked, or not answering in time.
     Unavailable(String),
+    /// No room for the item (a quota), with figures where known.
+    Full(String),
     /// Any other failure.
     Other(String),
+}
+
+impl KcError {
+    /// The message, whatever the kind.
+    pub(crate) fn into_message(self) -> String {
+        match self {
+            KcError::Unavailable(m) | KcError::Full(m) | KcError::Other(m) => m,
+        }
+    }
+}
+
+/// How much of a keychain's quota one user has used (kernel keyutils).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quota {
+    /// Bytes used (payloads and descriptions of every key of the user).
+    pub used_bytes: u64,
+    /// The user's byte limit.
+    pub max_bytes: u64,
+    /// Keys owned.
+    pub used_keys: u64,
+    /// The user's key limit.
+    pub max_keys: u64,
 }
 
 /// The interface the store uses.
@@ -97,6 +121,46 @@ pub(crate) trait Keychain: Send + Sync {
     fn delete(&self, account: &str) -> Result<bool, KcError>;
     /// All accounts in the namespace, or `None` if the backend cannot enumerate.
     fn list(&self) -> Result<Option<Vec<String>>, KcError>;
+    /// The quota this user is held to, if the backend has one.
+    fn quota(&self) -> Option<Quota> {
+        None
+    }
+}
+
+/// A backend whose panics become errors: no panic crosses the keychain
+/// boundary (a backend crate's bug must not abort a half-done operation).
+struct Guarded(Arc<dyn Keychain>);
+
+fn guard<T>(what: &str, f: impl FnOnce() -> Result<T, KcError>) -> Result<T, KcError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(KcError::Other(format!(
+            "the keychain backend failed ({what} panicked)"
+        )))
+    })
+}
+
+impl Keychain for Guarded {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn max_item_bytes(&self) -> usize {
+        self.0.max_item_bytes()
+    }
+    fn set(&self, account: &str, data: Zeroizing<Vec<u8>>) -> Result<(), KcError> {
+        guard("set", || self.0.set(account, data))
+    }
+    fn get(&self, account: &str) -> Result<Option<Zeroizing<Vec<u8>>>, KcError> {
+        guard("get", || self.0.get(account))
+    }
+    fn delete(&self, account: &str) -> Result<bool, KcError> {
+        guard("delete", || self.0.delete(account))
+    }
+    fn list(&self) -> Result<Option<Vec<String>>, KcError> {
+        guard("list", || self.0.list())
+    }
+    fn quota(&self) -> Option<Quota> {
+        guard("quota", || Ok(self.0.quota())).ok().flatten()
+    }
 }
 
 /// Settings a backend is opened with.
@@ -143,8 +207,22 @@ fn lower_thread_priority() {
 #[cfg(not(target_os = "linux"))]
 fn lower_thread_priority() {}
 
-/// Open the backend `choice` (resolving `Auto`).
+/// Open the backend `choice` (resolving `Auto`), its panics turned into errors.
 pub(crate) fn open(choice: &Backend, cfg: &OpenConfig) -> Result<Opened, Error> {
+    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| open_raw(choice, cfg)))
+        .unwrap_or_else(|_| {
+        Err(Error::KeychainUnavailable {
+            backend: choice.name().to_string(),
+            reason: "the keychain backend failed (opening it panicked)".into(),
+        })
+    })?;
+    Ok(Opened {
+        keychain: Arc::new(Guarded(opened.keychain)),
+        reason: opened.reason,
+    })
+}
+
+fn open_raw(choice: &Backend, cfg: &OpenConfig) -> Result<Opened, Error> {
     let unavailable = |backend: &str, reason: String| Error::KeychainUnavailable {
         backend: backend.to_string(),
         reason,
@@ -194,12 +272,12 @@ pub(crate) fn open(choice: &Backend, cfg: &OpenConfig) -> Result<Opened, Error> 
 
 fn open_auto(cfg: &OpenConfig) -> Result<Opened, Error> {
     if cfg!(target_os = "macos") {
-        let mut o = open(&Backend::MacosKeychain, cfg)?;
+        let mut o = open_raw(&Backend::MacosKeychain, cfg)?;
         o.reason = "auto: the native keychain of macOS".into();
         return Ok(o);
     }
     if cfg!(target_os = "windows") {
-        let mut o = open(&Backend::WindowsCredentialManager, cfg)?;
+        let mut o = open_raw(&Backend::WindowsCredentialManager, cfg)?;
         o.reason = "auto: the native credential store of Windows".into();
         return Ok(o);
     }
@@ -208,7 +286,7 @@ fn open_auto(cfg: &OpenConfig) -> Result<Opened, Error> {
             None => "no session bus (DBUS_SESSION_BUS_ADDRESS is unset)".to_string(),
             // Connecting opens a session with the service, so success means
             // the service answered.
-            Some(_) => match open(&Backend::SecretService, cfg) {
+            Some(_) => match open_raw(&Backend::SecretService, cfg) {
                 Ok(mut o) => {
                     o.reason = "auto: the Secret Service answered on the session bus".into();
                     return Ok(o);
@@ -219,7 +297,7 @@ fn open_auto(cfg: &OpenConfig) -> Result<Opened, Error> {
                 Err(e) => format!("the Secret Service did not answer ({e})"),
             },
         };
-        let mut o = open(&Backend::Keyutils, cfg)?;
+        let mut o = open_raw(&Backend::Keyutils, cfg)?;
         o.reason = format!("auto: {why_not}; using kernel keyutils (cleared at reboot)");
         return Ok(o);
     }

@@ -211,19 +211,7 @@ impl Ctx {
         if self.kind.has_raw() {
             return self.raw().accounts();
         }
-        let probe = self.elsewhere(&format!("probe-{}", tokens::unique("p")));
-        let mut out: Vec<String> = probe
-            .verify()
-            .expect("verify")
-            .problems
-            .into_iter()
-            .filter_map(|p| match p {
-                rctoken::Problem::Orphan { account } => Some(account),
-                _ => None,
-            })
-            .collect();
-        out.sort();
-        out
+        self.memory.accounts(&self.service())
     }
 
     /// Delete a profile's items behind the store's back.

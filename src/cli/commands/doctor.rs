@@ -120,6 +120,15 @@ fn problems_code(problems: &[Problem]) -> u8 {
     }
 }
 
+/// At least 80% used.
+fn nearly_full(used: u64, max: u64) -> bool {
+    max > 0 && used.saturating_mul(5) >= max.saturating_mul(4)
+}
+
+fn percent(used: u64, max: u64) -> u64 {
+    used.saturating_mul(100).checked_div(max).unwrap_or(0)
+}
+
 pub fn run(ctx: &Ctx, a: DoctorArgs) -> Result<u8, Failure> {
     let store = ctx.open()?;
     // Takes the shared metadata lock and parses the metadata; no keychain.
@@ -153,7 +162,20 @@ pub fn run(ctx: &Ctx, a: DoctorArgs) -> Result<u8, Failure> {
         listed.as_ref().map(Vec::clone).unwrap_or_default()
     };
     let ok_report = report.as_ref().and_then(|r| r.as_ref().ok());
+    // A keyutils quota close to its limit makes the next save or refresh
+    // fail; say so before it does.
+    let quota = backend
+        .is_ok()
+        .then(|| store.keychain_quota().ok().flatten())
+        .flatten();
+    let refresh_room = ok_report.map_or(0, |r| r.refresh_room);
+    let quota_full = quota.filter(|q| {
+        q.max_bytes.saturating_sub(q.used_bytes) < refresh_room
+            || nearly_full(q.used_bytes, q.max_bytes)
+            || nearly_full(q.used_keys, q.max_keys)
+    });
     let code = match &report {
+        Some(Ok(r)) if quota_full.is_some() && problems_code(&r.problems) == OK => OTHER,
         Some(Ok(r)) => problems_code(&r.problems),
         Some(Err(e)) => code_of(e),
         None => match &listed {
@@ -168,9 +190,15 @@ pub fn run(ctx: &Ctx, a: DoctorArgs) -> Result<u8, Failure> {
         ("lock file", lock_path.clone()),
         ("profiles dir", store.profiles_dir().to_path_buf()),
     ];
-    let problems: Vec<String> = ok_report
+    let mut problems: Vec<String> = ok_report
         .map(|r| r.problems.iter().map(ToString::to_string).collect())
         .unwrap_or_default();
+    if let Some(q) = quota_full {
+        problems.push(format!(
+            "the keyutils quota is nearly full: {} of {} bytes, {} of {} keys in use; a refresh needs {refresh_room} bytes free, so the next save or refresh may not fit",
+            q.used_bytes, q.max_bytes, q.used_keys, q.max_keys
+        ));
+    }
     let fixed: Vec<String> = ok_report.map(|r| r.fixed.clone()).unwrap_or_default();
     let check_error = match &report {
         Some(Err(e)) => Some(e.to_string()),
@@ -195,6 +223,14 @@ pub fn run(ctx: &Ctx, a: DoctorArgs) -> Result<u8, Failure> {
                 "profiles": facts(&paths[3].1).json(&paths[3].1),
             },
             "lock": { "ok": lock_error.is_none(), "error": lock_error },
+            "quota": quota.map(|q| json!({
+                "used_bytes": q.used_bytes,
+                "max_bytes": q.max_bytes,
+                "used_keys": q.used_keys,
+                "max_keys": q.max_keys,
+                "nearly_full": quota_full.is_some(),
+                "refresh_needs_bytes": refresh_room,
+            })),
             "metadata": {
                 "ok": listed.is_ok(),
                 "profiles": listed.as_ref().ok().map(Vec::len),
@@ -217,6 +253,19 @@ pub fn run(ctx: &Ctx, a: DoctorArgs) -> Result<u8, Failure> {
         match &backend {
             Ok((name, reason)) => line("backend", &format!("{name} ({reason})")),
             Err(e) => line("backend", &format!("unavailable: {e}")),
+        }
+        if let Some(q) = quota {
+            line(
+                "quota",
+                &format!(
+                    "{} of {} bytes ({}%), {} of {} keys (this user's keyutils quota)",
+                    q.used_bytes,
+                    q.max_bytes,
+                    percent(q.used_bytes, q.max_bytes),
+                    q.used_keys,
+                    q.max_keys
+                ),
+            );
         }
         for (name, path) in &paths {
             line(
@@ -297,6 +346,10 @@ pub fn run(ctx: &Ctx, a: DoctorArgs) -> Result<u8, Failure> {
         KEYCHAIN => (
             "the keychain is unavailable, so the secrets were not checked",
             "unlock or start the keychain (or pick another with --backend), then retry",
+        ),
+        _ if quota_full.is_some() && ok_report.is_some_and(|r| r.problems.is_empty()) => (
+            "the keyutils quota is nearly full",
+            "remove profiles you no longer need (`rctoken logout PROFILE`), or use --backend secret-service",
         ),
         _ if a.fix => (
             "the store still has problems after repair",

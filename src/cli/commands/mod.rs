@@ -51,7 +51,11 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         app: cli.app,
         backend: cli.backend,
         // An empty RCTOKEN_DIR means "not set".
-        dir: cli.dir.filter(|d| !d.as_os_str().is_empty()),
+        dir: cli
+            .dir
+            .filter(|d| !d.as_os_str().is_empty())
+            .map(expand_home)
+            .transpose()?,
         lock_timeout: seconds("--lock-timeout", cli.lock_timeout)?,
         keychain_timeout: seconds("--keychain-timeout", cli.keychain_timeout)?,
     };
@@ -65,6 +69,26 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Logout(a) => profile::logout(&ctx, a),
         Command::Doctor(a) => doctor::run(&ctx, a),
     }
+}
+
+/// `~` and `~/…` at the start of `--dir`/`RCTOKEN_DIR` mean the home
+/// directory, as in a shell (a quoted `RCTOKEN_DIR="~/x"` reaches us
+/// unexpanded). `~user` is not expanded. Relative paths are made absolute by
+/// the library when the store opens.
+fn expand_home(dir: std::path::PathBuf) -> Result<std::path::PathBuf, Failure> {
+    let Ok(rest) = dir.strip_prefix("~") else {
+        return Ok(dir);
+    };
+    let home = directories::BaseDirs::new()
+        .map(|b| b.home_dir().to_path_buf())
+        .ok_or_else(|| {
+            Failure::new(
+                USAGE,
+                "--dir starts with `~`, but there is no home directory to expand it to",
+                "pass an absolute path",
+            )
+        })?;
+    Ok(home.join(rest))
 }
 
 /// A timeout option as a Duration; usage error unless finite and in 0..=86400.
