@@ -10,7 +10,9 @@
 //!   rctoken wait for it, and is killed with CMD's process group;
 //! - a child that left the group (setsid) and keeps stdout open makes
 //!   rctoken give up after a bound, with an error, the tokens unchanged;
-//! - giving up on CMD early (too much output) kills its whole group.
+//! - giving up on CMD early (too much output) kills its whole group;
+//! - rctoken is not dumpable and its core size limit is 0 (seen by CMD
+//!   through /proc), and a SIGQUIT during a refresh dumps no core.
 //!
 //! Timing: only generous upper bounds against hangs, never tight timings.
 //! Every process a test starts or learns of is killed when it ends.
@@ -21,8 +23,8 @@ mod cli_common;
 
 use std::fs::File;
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use cli_common::{Env, Kind, Run, Tok, read};
@@ -32,6 +34,7 @@ on_both_backends!(
     background_child_holding_stdout_does_not_delay_the_refresh,
     escaped_child_holding_stdout_makes_rctoken_give_up,
     oversized_output_kills_cmd_and_its_group,
+    rctoken_has_no_core_size_and_sigquit_dumps_no_core,
 );
 
 const OLD_AT: &str = "AT-old-pr0c5ecr3t";
@@ -79,6 +82,24 @@ fn script(env: &Env, name: &str, body: &str) -> String {
 fn token_with(env: &Env, cmd: &str) -> Command {
     let mut c = env.cmd();
     c.args(["token", "--refresh-with", cmd]);
+    c
+}
+
+/// `prefix… rctoken token --refresh-with CMD`: the same command run through
+/// a wrapper that `exec`s it (so the pid stays rctoken's).
+fn wrapped(env: &Env, prefix: &[&str], cmd: &str) -> Command {
+    let base = token_with(env, cmd);
+    let mut c = Command::new(prefix[0]);
+    c.args(&prefix[1..])
+        .arg(base.get_program())
+        .args(base.get_args())
+        .stdin(Stdio::null());
+    for (k, v) in base.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
     c
 }
 
@@ -190,9 +211,10 @@ struct Rctoken {
 }
 
 impl Rctoken {
-    fn spawn(env: &Env, mut cmd: Command, name: &str) -> Rctoken {
-        let out = env.path(&format!("{name}.stdout"));
-        let err = env.path(&format!("{name}.stderr"));
+    /// Start `cmd`, its output going to NAME.stdout and NAME.stderr in `dir`.
+    fn spawn(dir: &Path, mut cmd: Command, name: &str) -> Rctoken {
+        let out = dir.join(format!("{name}.stdout"));
+        let err = dir.join(format!("{name}.stderr"));
         let child = cmd
             .stdout(File::create(&out).unwrap())
             .stderr(File::create(&err).unwrap())
@@ -266,7 +288,7 @@ wait
 cat '{d}/new.json'
 "#,
     );
-    let mut first = Rctoken::spawn(&env, token_with(&env, &cmd), "first");
+    let mut first = Rctoken::spawn(env.tmp.path(), token_with(&env, &cmd), "first");
     let mut request = None;
     let started = wait_until(HANG, || {
         request = events(&env).iter().find_map(|l| {
@@ -283,7 +305,7 @@ cat '{d}/new.json'
 
     let status = first.signal(libc::SIGKILL);
     assert_eq!(status.signal(), Some(libc::SIGKILL), "killed mid-refresh");
-    let mut second = Rctoken::spawn(&env, token_with(&env, &cmd), "second");
+    let mut second = Rctoken::spawn(env.tmp.path(), token_with(&env, &cmd), "second");
 
     let mut problems = Vec::new();
     // PR_SET_PDEATHSIG: the first CMD's shell dies with rctoken.
@@ -342,7 +364,7 @@ cat '{d}/new.json'
 "#,
     );
     let started = Instant::now();
-    let mut rctoken = Rctoken::spawn(&env, token_with(&env, &cmd), "token");
+    let mut rctoken = Rctoken::spawn(env.tmp.path(), token_with(&env, &cmd), "token");
     let (_, run) = rctoken.finish_within(HANG);
     let took = started.elapsed();
     let bg = Proc::parse(&read(&env.path("background")));
@@ -379,7 +401,7 @@ cat '{d}/new.json'
 "#,
     );
     let started = Instant::now();
-    let mut rctoken = Rctoken::spawn(&env, token_with(&env, &cmd), "token");
+    let mut rctoken = Rctoken::spawn(env.tmp.path(), token_with(&env, &cmd), "token");
     let recorded = wait_until(HANG, || !read(&env.path("escaped")).is_empty());
     assert!(recorded, "the escapee never started");
     let escapee = Proc::parse(&read(&env.path("escaped")));
@@ -416,7 +438,7 @@ sleep 30
 "#,
     );
     let started = Instant::now();
-    let mut rctoken = Rctoken::spawn(&env, token_with(&env, &cmd), "token");
+    let mut rctoken = Rctoken::spawn(env.tmp.path(), token_with(&env, &cmd), "token");
     let (_, run) = rctoken.finish_within(HANG);
     let took = started.elapsed();
     let sh = Proc::parse(&read(&env.path("cmd")));
@@ -433,4 +455,222 @@ sleep 30
     );
     let v = env.run(&["export", "--reveal"]).ok().json();
     assert_eq!(v["refresh_token"], OLD_RT);
+}
+
+/// The defect: a SIGQUIT during a refresh wrote a core file holding both
+/// tokens. CMD reads rctoken's (its parent's) limits: the core size limit is
+/// 0, soft and hard, although rctoken started with it raised. Then a
+/// SIGQUIT during a refresh dumps no core.
+fn rctoken_has_no_core_size_and_sigquit_dumps_no_core(kind: Kind) {
+    let env = Env::new("refresh-core", kind);
+    let mut strays = Strays::default();
+    setup(&env);
+    let cmd = script(
+        &env,
+        "inspect",
+        r#"cat > /dev/null
+echo $PPID > '{d}/ppid'
+cat /proc/$PPID/limits > '{d}/limits'
+cat '{d}/new.json'
+"#,
+    );
+    // Raise the soft core limit to the hard one, so that a limit of 0 is
+    // rctoken's doing.
+    let hard = read_hard_core_limit();
+    assert_ne!(hard, "0", "the hard core limit is 0: this test cannot tell");
+    let raise = r#"ulimit -c "$(ulimit -H -c)" && exec "$@""#;
+    let mut rctoken = Rctoken::spawn(
+        env.tmp.path(),
+        wrapped(&env, &["sh", "-c", raise, "sh"], &cmd),
+        "token",
+    );
+    let pid = rctoken.pid();
+    let (_, run) = rctoken.finish_within(HANG);
+    assert_eq!(run.ok().stdout, format!("{NEW_AT}\n"));
+    assert_eq!(read(&env.path("ppid")).trim(), pid.to_string());
+    let limits = read(&env.path("limits"));
+    let core: Vec<&str> = limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max core file size"))
+        .unwrap_or_else(|| panic!("no core line: {limits}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(core, ["0", "0", "bytes"], "rctoken's core limit: {limits}");
+
+    sigquit_dumps_no_core(&env, &mut strays, raise);
+}
+
+fn read_hard_core_limit() -> String {
+    let out = Command::new("sh")
+        .args(["-c", "ulimit -H -c"])
+        .output()
+        .expect("sh");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// SIGQUIT to rctoken while CMD runs, with the soft core limit raised: no
+/// core. Only where the kernel writes cores to a file relative to the
+/// process's working directory (here a temp dir), so that a failure leaves
+/// no core anywhere else; a control process shows that cores are written.
+fn sigquit_dumps_no_core(env: &Env, strays: &mut Strays, raise: &str) {
+    let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap_or_default();
+    let pattern = pattern.trim();
+    if pattern.is_empty() || pattern.starts_with('|') || pattern.contains('/') {
+        eprintln!("SIGQUIT check not run: core_pattern {pattern:?} writes outside the test's dir");
+        return;
+    }
+    let control_dir = env.path("control-cwd");
+    let rctoken_dir = env.path("rctoken-cwd");
+    std::fs::create_dir(&control_dir).unwrap();
+    std::fs::create_dir(&rctoken_dir).unwrap();
+
+    let control = Command::new("sh")
+        .args(["-c", raise, "sh", "sh", "-c", "kill -QUIT $$"])
+        .current_dir(&control_dir)
+        .status()
+        .expect("sh");
+    assert!(
+        control.core_dumped(),
+        "control: a SIGQUIT with the core limit raised dumped no core ({control:?}), \
+         so this machine cannot show rctoken's"
+    );
+
+    let cmd = script(
+        env,
+        "waiting",
+        r#"echo "$$ $(cut -d' ' -f22 /proc/$$/stat)" > '{d}/waiting'
+cat > /dev/null
+i=0
+while [ ! -e '{d}/release' ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
+cat '{d}/new.json'
+"#,
+    );
+    let _ = std::fs::remove_file(env.path("release"));
+    setup(env); // expired again: the first part stored a fresh token
+    let mut c = wrapped(env, &["sh", "-c", raise, "sh"], &cmd);
+    c.current_dir(&rctoken_dir);
+    let mut rctoken = Rctoken::spawn(env.tmp.path(), c, "sigquit");
+    let waiting = wait_until(HANG, || !read(&env.path("waiting")).is_empty());
+    assert!(waiting, "CMD never started");
+    strays.0.push(Proc::parse(&read(&env.path("waiting"))));
+    let status = rctoken.signal(libc::SIGQUIT);
+    std::fs::write(env.path("release"), "").unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGQUIT), "{status:?}");
+    assert!(!status.core_dumped(), "rctoken dumped core: {status:?}");
+    let files: Vec<_> = std::fs::read_dir(&rctoken_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(files.is_empty(), "files in rctoken's cwd: {files:?}");
+}
+
+/// rctoken is not dumpable (PR_SET_DUMPABLE 0), as seen by CMD, which runs
+/// as the same user: the kernel makes a non-dumpable process's /proc files
+/// root's and refuses other processes of the user to read its environ (or
+/// memory, or attach with ptrace). CMD's own shell, dumpable, is the
+/// control. Only an unprivileged user sees this (root may read anything),
+/// so as root the test runs rctoken and CMD as `nobody` (uid 65534), with
+/// its own store and keyutils (the Secret Service bus is root's); its
+/// subject is the process, not the backend.
+#[test]
+fn rctoken_is_not_dumpable() {
+    // SAFETY: geteuid(2) has no preconditions and touches no memory.
+    let root = unsafe { libc::geteuid() } == 0;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("user");
+    std::fs::create_dir(&dir).unwrap();
+    let mut prefix: Vec<&str> = Vec::new();
+    if root {
+        use std::os::unix::fs::PermissionsExt;
+        // nobody may pass through the temp dir into its own `user` dir.
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+        std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+        prefix = vec![
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+        ];
+    }
+    let app = format!("cli-dumpable-{}", std::process::id());
+    let store = dir.join("store");
+    let rctoken = |args: &[&str]| {
+        let mut c = match prefix.split_first() {
+            Some((p, rest)) => {
+                let mut c = Command::new(p);
+                c.args(rest).arg(cli_common::bin());
+                c
+            }
+            None => Command::new(cli_common::bin()),
+        };
+        c.env_remove("RCTOKEN_APP")
+            .env_remove("RCTOKEN_BACKEND")
+            .env_remove("RCTOKEN_DIR")
+            .args(["--app", &app, "--backend", "keyutils", "--dir"])
+            .arg(&store)
+            .args(args);
+        c
+    };
+    /// Logs out (deleting the keyutils items) when the test ends.
+    struct Logout(Command);
+    impl Drop for Logout {
+        fn drop(&mut self) {
+            let _ = self.0.output();
+        }
+    }
+    let _logout = Logout(rctoken(&["logout", "--all"]));
+
+    let expired = Tok {
+        access: OLD_AT,
+        expires_in: 0,
+        refresh: Some((OLD_RT, 604_800)),
+        owner: Some("8008"),
+    };
+    let run = cli_common::run_with_stdin(&mut rctoken(&["import"]), expired.json().as_bytes());
+    assert_eq!(run.code, 0, "import: {run:#?}");
+    let new = Tok {
+        access: NEW_AT,
+        expires_in: 3600,
+        refresh: Some((NEW_RT, 604_800)),
+        owner: Some("8008"),
+    };
+    std::fs::write(dir.join("new.json"), new.json()).unwrap();
+    let d = dir.display();
+    let script = dir.join("inspect.sh");
+    std::fs::write(
+        &script,
+        format!(
+            r#"cat > /dev/null
+id -u > '{d}/uid'
+echo $PPID > '{d}/ppid'
+stat -c %u /proc/$PPID/status > '{d}/rctoken-owner'
+stat -c %u /proc/$$/status > '{d}/cmd-owner'
+if head -c 1 /proc/$PPID/environ > /dev/null 2>&1; then echo readable; else echo refused; fi > '{d}/rctoken-environ'
+if head -c 1 /proc/$$/environ > /dev/null 2>&1; then echo readable; else echo refused; fi > '{d}/cmd-environ'
+cat '{d}/new.json'
+"#
+        ),
+    )
+    .unwrap();
+    let cmd = format!("exec sh '{}'", script.display());
+    let mut c = rctoken(&["token", "--refresh-with", &cmd]);
+    c.stdin(Stdio::null());
+    let mut child = Rctoken::spawn(tmp.path(), c, "token");
+    let pid = child.pid();
+    let (_, run) = child.finish_within(HANG);
+    let got = |name: &str| read(&dir.join(name)).trim().to_string();
+    assert_eq!(run.ok().stdout, format!("{NEW_AT}\n"));
+    assert_eq!(got("ppid"), pid.to_string(), "CMD's parent is rctoken");
+    let uid = got("uid");
+    assert_ne!(uid, "0", "CMD must run unprivileged for this check");
+    // The control: a dumpable process of the user is the user's.
+    assert_eq!(got("cmd-owner"), uid, "control");
+    assert_eq!(got("cmd-environ"), "readable", "control");
+    assert_eq!(
+        got("rctoken-owner"),
+        "0",
+        "rctoken's /proc files are not root's: dumpable"
+    );
+    assert_eq!(got("rctoken-environ"), "refused", "rctoken is dumpable");
 }

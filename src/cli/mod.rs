@@ -1,11 +1,12 @@
 //! The `rctoken` command line: parsing (`args`), one module per command
 //! group (`commands`), exit codes and error reports (`exit`), rendering
-//! (`output`), bounded input (`input`) and the `--refresh-with` runner
-//! (`refresher`).
+//! (`output`), bounded input (`input`), the `--refresh-with` runner
+//! (`refresher`) and keeping secrets out of core dumps (`harden`).
 
 mod args;
 mod commands;
 mod exit;
+mod harden;
 mod input;
 mod output;
 mod refresher;
@@ -14,6 +15,9 @@ use clap::Parser;
 
 /// Run the command line; returns the process exit code.
 pub fn main() -> i32 {
+    // First, before anything could hold a secret (or a token pasted into
+    // the arguments by mistake is parsed): no core dumps.
+    harden::no_core_dumps();
     exit::install_panic_hook();
     // Test-only: prove the panic hook (tests are built with --all-features).
     #[cfg(feature = "failpoints")]
