@@ -1,11 +1,12 @@
 //! The `rctoken` command line: parsing (`args`), one module per command
 //! group (`commands`), exit codes and error reports (`exit`), rendering
-//! (`output`), bounded input (`input`) and the `--refresh-with` runner
-//! (`refresher`).
+//! (`output`), bounded input (`input`), the `--refresh-with` runner
+//! (`refresher`) and keeping secrets out of core dumps (`harden`).
 
 mod args;
 mod commands;
 mod exit;
+mod harden;
 mod input;
 mod output;
 mod refresher;
@@ -15,6 +16,9 @@ use clap::Parser;
 /// Run the command line; returns the process exit code. A panic anywhere
 /// becomes a generic two-line error and exit 1.
 pub fn main() -> i32 {
+    // First, before anything could hold a secret (or a token pasted into
+    // the arguments by mistake is parsed): no core dumps.
+    harden::no_core_dumps();
     exit::install_panic_hook();
     match std::panic::catch_unwind(run) {
         Ok(code) => code.into(),

@@ -27,8 +27,10 @@ pub fn token(ctx: &Ctx, a: TokenArgs) -> Result<u8, Failure> {
                 .owner_id
                 .clone()
                 .unwrap_or_else(|| info.profile.clone());
-            store.refresh(Some(&info.profile), min, |rt| {
-                refresher::run(cmd, &owner, rt)
+            // The refresh lock goes to CMD's processes too, so that it stays
+            // held until the last of them exits, even if rctoken dies first.
+            store.refresh_holding(Some(&info.profile), min, |rt, lock| {
+                refresher::run(cmd, &owner, rt, lock)
             })?
         }
     };
