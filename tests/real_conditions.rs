@@ -49,6 +49,8 @@ on_both_backends!(
     // 5. A refresh cannot change whose token it is.
     refresher_returning_another_owner_is_refused,
     refresher_response_without_owner_keeps_the_owner,
+    // 7. Never spend a refresh token that cannot be stored.
+    a_refresh_whose_result_cannot_be_stored_prints_it_and_exits_8,
     // 6. Label and key names cannot shadow each other.
     profile_named_like_a_label_is_refused,
     owner_id_equal_to_a_label_is_refused,
@@ -1255,6 +1257,52 @@ fn refresher_returning_another_owner_is_refused(kind: Kind) {
         .map(|p| &p["profile"])
         .collect();
     assert_eq!(profiles, [&json!("111")], "no other profile appears");
+    w.finish();
+}
+
+/// Defect 7: when the save after a successful refresh fails, the refresh
+/// token is spent. The error says so (never "retry"), exits 8, and the new
+/// access token (the only thing left) is still printed; the stored tokens
+/// are the old ones and nothing is left behind in the keychain.
+fn a_refresh_whose_result_cannot_be_stored_prints_it_and_exits_8(kind: Kind) {
+    let w = World::new("refresh-not-stored", kind);
+    w.import(&expired("111"), &[]);
+    let (cmd, ran) = refresher(&w, "not-stored", &new_token(3600, Some("111")), "0");
+    let out = run(w.cmd().env("RCTOKEN_CLI_TEST_FAIL_COMMIT", "1").args([
+        "token",
+        "--refresh-with",
+        &cmd,
+    ]));
+    assert_eq!(runs(&ran), 1, "CMD ran");
+    assert_eq!(out.code, 8, "{}", show(&out));
+    assert_eq!(
+        out.stdout,
+        format!("{NEW_AT}\n"),
+        "the new access token is printed"
+    );
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", show(&out));
+    assert!(
+        lines[0].starts_with("error: ") && lines[0].contains("spent"),
+        "{}",
+        show(&out)
+    );
+    assert!(
+        lines[1].starts_with("hint: ") && lines[1].contains("log in again"),
+        "{}",
+        show(&out)
+    );
+    assert!(!lines[1].starts_with("hint: retry"), "{}", show(&out));
+    let v = expect(w.run(&["export", "--reveal"]), 0, "export --reveal").json();
+    assert!(
+        v["access_token"] == OLD_AT,
+        "the stored tokens are the old ones"
+    );
+    expect(
+        w.run(&["doctor"]),
+        0,
+        "doctor: no reservation or new item left behind",
+    );
     w.finish();
 }
 

@@ -32,6 +32,12 @@ fn run() -> u8 {
     if std::env::var_os("RCTOKEN_CLI_TEST_PANIC").is_some() {
         panic!("test panic carrying SECRET-IN-PANIC-MESSAGE");
     }
+    // Test-only: make the next metadata commit fail (a refresh whose result
+    // cannot be stored).
+    #[cfg(feature = "failpoints")]
+    if std::env::var_os("RCTOKEN_CLI_TEST_FAIL_COMMIT").is_some() {
+        rctoken::failpoint::fail_next(rctoken::failpoint::Point::MetadataRename);
+    }
     let cli = match args::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return exit::clap_failure(e),

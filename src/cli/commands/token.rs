@@ -29,9 +29,25 @@ pub fn token(ctx: &Ctx, a: TokenArgs) -> Result<u8, Failure> {
                 .unwrap_or_else(|| info.profile.clone());
             // The refresh lock goes to CMD's processes too, so that it stays
             // held until the last of them exits, even if rctoken dies first.
-            store.refresh_holding(Some(&info.profile), min, |rt, lock| {
+            let refreshed = store.refresh_holding(Some(&info.profile), min, |rt, lock| {
                 refresher::run(cmd, &owner, rt, lock)
-            })?
+            });
+            match refreshed {
+                Ok(stored) => stored,
+                // The new tokens could not be stored and the old refresh
+                // token is spent: the new access token is all the caller
+                // has, so print it if it is what they asked for, then fail
+                // with exit 8 (see docs/cli.md).
+                Err(e @ rctoken::Error::RefreshNotStored { .. }) => {
+                    if let rctoken::Error::RefreshNotStored { token, .. } = &e
+                        && u64::try_from(token.expires_in).is_ok_and(|s| s >= a.min_valid)
+                    {
+                        print_access_token(token)?;
+                    }
+                    return Err(e.into());
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
     };
     let now = store.now();
@@ -43,12 +59,18 @@ pub fn token(ctx: &Ctx, a: TokenArgs) -> Result<u8, Failure> {
             a.refresh_with.is_some(),
         ));
     }
-    let secret = stored.token.access_token.expose_secret().as_bytes();
+    print_access_token(&stored.token)?;
+    Ok(OK)
+}
+
+/// The access token and a newline on stdout: the explicit reveal.
+fn print_access_token(token: &rctoken::TokenInfo) -> Result<(), Failure> {
+    let secret = token.access_token.expose_secret().as_bytes();
     let mut line = Zeroizing::new(Vec::with_capacity(secret.len() + 1));
     line.extend_from_slice(secret);
     line.push(b'\n');
     output::print_secret(&line)?;
-    Ok(OK)
+    Ok(())
 }
 
 fn not_valid(info: &ProfileInfo, now: OffsetDateTime, min: u64, refreshed: bool) -> Failure {
