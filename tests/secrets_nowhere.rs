@@ -441,7 +441,7 @@ fn corrupt_keychain_items_are_reported_without_content() {
     store.remove_all().expect("cleans up");
 
     // Secret Service: overwrite with non-UTF-8 bytes around the secrets.
-    let store = builder(tmp.path(), Backend::SecretService, "corrupt-ss")
+    let store = builder(&tmp.path().join("ss"), Backend::SecretService, "corrupt-ss")
         .open()
         .expect("opens");
     let info = store.save(&token(), SaveOptions::new()).expect("saves");

@@ -160,7 +160,8 @@ backend_tests! {
         assert_eq!(m["format_version"], rctoken::FORMAT_VERSION);
         assert_eq!(m["active"], "256440016");
         assert_eq!(m["labels"], serde_json::json!({"work": "256440016"}));
-        assert_eq!(m.as_object().expect("object").len(), 3, "the index holds no profile: {m}");
+        assert_eq!(m["app_id"], t.app.as_str(), "the store names its app id");
+        assert_eq!(m.as_object().expect("object").len(), 4, "the index holds no profile: {m}");
         assert_eq!(
             t.store.profile_path("256440016"),
             t.store.profiles_dir().join("256440016.json")

@@ -228,8 +228,11 @@ fn failed_keychain_read_is_an_error_and_changes_nothing() {
     );
 }
 
+/// The first keychain write of a refresh is the room it sets aside for its
+/// result; when that fails, the refresh function (which would spend the
+/// refresh token) is never called.
 #[test]
-fn failed_save_during_refresh_keeps_the_old_tokens() {
+fn a_keychain_that_fails_before_a_refresh_keeps_the_refresh_token_unspent() {
     let m = Mock::new("refresh_save_failure");
     let (tok, s) = tokens::full("1");
     m.store.save(&tok, SaveOptions::new()).expect("save");
@@ -243,9 +246,12 @@ fn failed_save_during_refresh_keeps_the_old_tokens() {
             calls += 1;
             Ok::<_, String>(tokens::full("1").0)
         })
-        .expect_err("refresh fails to save");
-    assert_eq!(calls, 1);
-    assert!(unavailable(&e), "{e:?}");
+        .expect_err("no room can be set aside");
+    assert_eq!(calls, 0, "the refresh token is not spent");
+    let Error::NotRefreshed { source, .. } = &e else {
+        panic!("{e:?}");
+    };
+    assert!(unavailable(source), "{e:?}");
     assert_eq!(m.state(), before);
     let l = m.store.load("1").expect("load");
     assert_eq!(tokens::wire(&l.token), tokens::wire(&tok));
@@ -275,7 +281,11 @@ fn verify_and_repair_report_keychain_failures() {
     m.store
         .save(&tokens::full("1").0, SaveOptions::new())
         .expect("save");
-    m.raw().set("stray", b"x");
+    // An orphan of this store: a profile whose file was lost.
+    m.store
+        .save(&tokens::full("ghost").0, SaveOptions::new())
+        .expect("save ghost");
+    std::fs::remove_file(m.store.profile_path("ghost")).expect("lose ghost's file");
     m.faulty.control.fail_next(Op::Search, Fault::Unavailable);
     assert!(unavailable(&m.store.verify().expect_err("verify fails")));
     m.faulty.control.fail_next(Op::Get, Fault::Failure);

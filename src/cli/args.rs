@@ -26,7 +26,8 @@ Exit codes:
   4  token not valid long enough, or login required
   5  keychain unavailable, locked, or not answering
   6  bad input (token JSON that does not parse or violates the model)
-  7  store files corrupt or unsafe
+  7  store files corrupt or unsafe, or the store of another --app
+  8  refreshed, but the new tokens could not be stored (the refresh token is spent)
 
 Environment: RCTOKEN_APP, RCTOKEN_BACKEND, RCTOKEN_DIR, RCTOKEN_LOCK_TIMEOUT and
 RCTOKEN_KEYCHAIN_TIMEOUT set the defaults of the global options of the same names. See docs/cli.md for examples.";

@@ -85,6 +85,7 @@ impl Worker {
             .spawn(move || {
                 for job in rx {
                     job();
+                    scrub_stack();
                 }
             })
             .map_err(|e| KcError::Other(format!("cannot start keychain thread: {e}")))?;
@@ -98,6 +99,21 @@ impl Worker {
     fn abandon(&self) {
         *self.jobs.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
+}
+
+/// Overwrite the stack below the worker's loop after each call. The
+/// backends decrypt on this thread (the Secret Service session is
+/// AES-encrypted), and cipher code keeps blocks in stack temporaries that
+/// nobody zeroizes; since this thread lives on, those bytes would stay in
+/// its stack until exit (measured: tests/zeroize_cli.rs found the tail of an
+/// envelope there after `rctoken status`). 64 KiB covers the deepest call
+/// the keyring stores make; `zeroize` writes volatilely, so the compiler
+/// cannot drop it.
+#[inline(never)]
+fn scrub_stack() {
+    let mut area = [0u8; 64 * 1024];
+    area.zeroize();
+    std::hint::black_box(&area);
 }
 
 /// Map a keyring-core error to text, wiping any secret bytes it carries.
