@@ -311,11 +311,21 @@ pub fn reports<'a>(stdout: &'a str, prefix: &'a str) -> impl Iterator<Item = &'a
 /// that wait for the kernel's garbage collector are not counted.
 pub fn keyutils_items(app: &str) -> Vec<(String, usize)> {
     let prefix = format!("rctoken:{app}:");
+    // Only keys linked into the user keyring are in the namespace: a key a
+    // killed writer had only in its own process keyring stays visible in
+    // /proc/keys until the kernel's garbage collector frees it.
+    let linked: Vec<u32> = String::from_utf8_lossy(&keyctl(&["rlist", "@u"]))
+        .split_whitespace()
+        .filter_map(|id| id.parse().ok())
+        .collect();
     let text = std::fs::read_to_string("/proc/keys").expect("read /proc/keys");
     let mut out = Vec::new();
     for line in text.lines() {
         let fields: Vec<&str> = line.split_whitespace().collect();
         if fields.len() < 9 || fields[7] != "user" {
+            continue;
+        }
+        if !u32::from_str_radix(fields[0], 16).is_ok_and(|id| linked.contains(&id)) {
             continue;
         }
         let flags = fields[1].as_bytes();
