@@ -267,10 +267,9 @@ impl Error {
                 "remove profiles you no longer need (`rctoken logout PROFILE`), or use a keychain with more room (--backend secret-service)".into()
             }
             Error::NotRefreshed { source, .. } => source.hint(),
-            Error::RefreshNotStored { source, .. } => format!(
-                "log in again and import the new token (the old refresh token no longer works; do not retry the refresh); then {}",
-                source.hint()
-            ),
+            Error::RefreshNotStored { .. } => {
+                "log in again and import the new token: the old refresh token no longer works, so retrying the refresh cannot help".into()
+            }
         }
     }
 

@@ -77,9 +77,9 @@ pub use metadata::{FORMAT_VERSION, ProfileInfo, SecretRef};
 pub use model::{MAX_TTL_SECS, TokenInfo, TokenType};
 pub use names::MAX_NAME_CHARS;
 pub use store::{
-    DEFAULT_KEYCHAIN_TIMEOUT, DEFAULT_LOCK_TIMEOUT, LOCK_FILE, METADATA_FILE, PROFILES_DIR,
-    Problem, REFRESH_LOCK_DIR, RefreshLock, Report, SaveOptions, StoreBuilder, StoredToken,
-    TokenStore,
+    DEFAULT_KEYCHAIN_TIMEOUT, DEFAULT_LOCK_TIMEOUT, LOCK_FILE, METADATA_FILE, MIN_REFRESH_INTERVAL,
+    PROFILES_DIR, Problem, REFRESH_LOCK_DIR, RefreshLock, Report, SaveOptions, StoreBuilder,
+    StoredToken, TokenStore,
 };
 
 /// Re-exported so callers name the same secret type.
