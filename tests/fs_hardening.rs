@@ -649,6 +649,15 @@ fn hostile_names_never_become_paths() {
     }
 }
 
+/// Removes every profile of a store when dropped, also while unwinding.
+struct RemoveAllOnDrop<'a>(&'a TokenStore);
+
+impl Drop for RemoveAllOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.remove_all();
+    }
+}
+
 /// Keys that a naive escaping would map to one item name stay distinct, on
 /// the in-memory keychain and on real keyutils keys.
 #[test]
@@ -664,6 +673,9 @@ fn keychain_item_names_are_unambiguous() {
             .backend(backend)
             .open()
             .expect("opens");
+        // Keyutils keys outlive the test: remove them even if it fails
+        // midway (a non-root user has only 20000 bytes of keys in all).
+        let _cleanup = RemoveAllOnDrop(&store);
         for (i, key) in keys.iter().enumerate() {
             store
                 .save(
