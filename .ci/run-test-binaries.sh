@@ -88,7 +88,9 @@ if [ ${#bad[@]} -gt 0 ]; then
   printf '  %s\n' "${bad[@]}"
   echo "failing tests:"
   # "test NAME ... FAILED" lines, and the harness' own failure lines.
-  grep -h -E '^test .* \.\.\. FAILED$' "$logdir"/*.log | sed 's/^test /  /; s/ \.\.\. FAILED$//' | sort -u || true
+  for log in "$logdir"/*.log; do
+    sed -n "s|^test \(.*\) \.\.\. FAILED\$|  $(basename "$log" .log | sed 's/^[a-z]*-//')::\1|p" "$log"
+  done | sort -u
 fi
 if [ "$expect_some" -eq 1 ] && [ "$passed" -eq 0 ] && [ "$failed" -eq 0 ]; then
   echo "ci: no test ran with args '$*': the filter matched nothing" >&2

@@ -91,7 +91,8 @@ root_phase=no user_phase=no
 # its own makes "what this phase left" exact).
 check_root() {
   root_phase=checked
-  keys_sweep root "$CI_TMP/keys-root.before" "root phase" || failures+=("keys left by the root phase")
+  keys_sweep root "$CI_TMP/keys-root.before" "root phase" "$(id -g "$CI_USER")" ||
+    failures+=("keys left by the root phase")
   tmp_sweep "$root_tmp" "" /dev/null '^$' "root phase" || failures+=("files left by the root phase")
 }
 
@@ -149,13 +150,23 @@ trap finish EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# The root phase runs as uid 0 with the test user's group as its primary
+# group. The kernel stamps each key with its creator's gid, and root's
+# keyring is shared by every root process on the box (on a developer's box,
+# other test runs): the gid tells this phase's keys from theirs, so the
+# check neither blames nor sweeps keys that are not ours. Still root: euid
+# 0 and every capability; only new files' group differs.
+root_marked() { setpriv --regid="$CI_USER" --keep-groups -- "$@"; }
+
 # Plant a key and a temp dir as WHO (self-test of the checks above).
 selftest_leave_behind() {
   [ "${RCTOKEN_CI_SELFTEST_LEAVE_BEHIND:-}" = 1 ] || return 0
   local who=$1 dir=$2
   echo "ci: SELF-TEST: leaving a key and a temp dir behind as $who; the checks must catch them" >&2
-  _as "$who" keyctl add user "rctoken:ci-selftest-$who:left-behind" "not a secret" @u >/dev/null
-  _as "$who" mktemp -d "$dir/ci-selftest.XXXXXX" >/dev/null
+  local as=(_as "$who")
+  [ "$who" != root ] || as=(root_marked)
+  "${as[@]}" keyctl add user "rctoken:ci-selftest-$who:left-behind" "not a secret" @u >/dev/null
+  "${as[@]}" mktemp -d "$dir/ci-selftest.XXXXXX" >/dev/null
 }
 
 step "build the tests (as root: the test user needs no toolchain)"
@@ -170,17 +181,17 @@ ci_user_can_read "$repo" "$repo/tests/shim" "$repo/.ci/with-keyring.sh" \
   "$repo/.ci/run-test-binaries.sh" "$repo/.ci/hanging-secret-service.py" "${exes[@]}"
 
 step "tests that need root, as root (filter: as_root)"
-keys_snapshot root "$CI_TMP/keys-root.before"
+keys_snapshot root "$CI_TMP/keys-root.before" "$(id -g "$CI_USER")"
 root_phase=started
 t=$SECONDS
 rc=0
-keyring_retry .ci/with-keyring.sh env TMPDIR="$root_tmp" \
+keyring_retry root_marked .ci/with-keyring.sh env TMPDIR="$root_tmp" \
   .ci/run-test-binaries.sh "$CI_TMP/binaries" "$CI_TMP/logs-root" --expect-some -- as_root || rc=$?
 [ "$rc" -eq 0 ] || failures+=("as_root tests as root (exit $rc)")
 
 step "doc tests, as root (they need the toolchain)"
 rc=0
-keyring_retry .ci/with-keyring.sh env TMPDIR="$root_tmp" cargo test --doc --all-features || rc=$?
+keyring_retry root_marked .ci/with-keyring.sh env TMPDIR="$root_tmp" cargo test --doc --all-features || rc=$?
 [ "$rc" -eq 0 ] || failures+=("doc tests (exit $rc)")
 selftest_leave_behind root "$root_tmp"
 check_root

@@ -20,15 +20,16 @@ _as() {
   fi
 }
 
-# Print "SERIAL FLAGS DESCRIPTION" (serial in hex as /proc/keys shows it)
-# for every `user` key owned by WHO whose description starts with rctoken:.
-# Read as WHO: /proc/keys lists only the keys the reader may view, and root
-# may not view another user's keys. Only descriptions: never payloads.
+# Print "SERIAL FLAGS TIMEOUT DESCRIPTION" (serial in hex as /proc/keys
+# shows it) for every `user` key owned by WHO whose description starts with
+# rctoken:, and, given GID, whose group is GID. Read as WHO: /proc/keys
+# lists only the keys the reader may view, and root may not view another
+# user's keys. Only descriptions: never payloads.
 keys_list() {
-  local who=$1 uid
+  local who=$1 gid=${2:-} uid
   uid="$(id -u "$who")"
-  _as "$who" cat /proc/keys | awk -v uid="$uid" '
-    $8 == "user" && $6 == uid {
+  _as "$who" cat /proc/keys | awk -v uid="$uid" -v gid="$gid" '
+    $8 == "user" && $6 == uid && (gid == "" || $7 == gid) {
       d = $9
       for (i = 10; i <= NF; i++) d = d " " $i
       sub(/: [0-9]+$/, "", d)   # the payload length user keys append
@@ -51,28 +52,18 @@ _desc() { awk '{ $1 = $2 = $3 = ""; sub(/^ +/, ""); print }'; }
 # A temp file for the sweep's own bookkeeping.
 _scratch() { mktemp "${CI_TMP:-${TMPDIR:-/tmp}}/sweep.XXXXXX"; }
 
-# Save WHO's rctoken keys to FILE before the run.
-keys_snapshot() { keys_list "$1" >"$2"; }
+# Save WHO's rctoken keys (of group GID, if given) to FILE before the run.
+keys_snapshot() { keys_list "$1" "${3:-}" >"$2"; }
 
-# After the run: find WHO's live rctoken keys that are not in the snapshot
-# BEFORE, print how many and their descriptions, invalidate them, and
-# return 1 if there were any. LABEL names the phase in messages.
+# After the run: find WHO's live rctoken keys (of group GID, if given) that
+# are not in the snapshot BEFORE, print how many and their descriptions,
+# invalidate them, and return 1 if there were any. LABEL names the phase.
 keys_sweep() {
-  local who=$1 before=$2 label=$3 now left n id
+  local who=$1 before=$2 label=$3 gid=${4:-} now left n id
   now="$(_scratch)"
   left="$(_scratch)"
-  keys_list "$who" >"$now"
+  keys_list "$who" "$gid" >"$now"
   _new_keys "$before" "$now" | _live >"$left"
-  if [ -s "$left" ]; then
-    # A key that vanishes within a few seconds belonged to a process that
-    # is still running (only on a box where others use rctoken at the same
-    # time); what a finished test left stays.
-    sleep 3
-    keys_list "$who" >"$now"
-    _new_keys "$before" "$now" | _live |
-      awk 'FILENAME == ARGV[1] { l[$1] = 1; next } $1 in l' "$left" - >"$left.2"
-    mv "$left.2" "$left"
-  fi
   # Keys the tests revoked on purpose hold no payload any more but stay
   # linked (and counted) for key_gc_delay: unlink them, quietly.
   _new_keys "$before" "$now" | awk 'substr($2,2,1) == "R" {print $1}' | while read -r id; do
