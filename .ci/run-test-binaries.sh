@@ -43,19 +43,21 @@ tmp="${TMPDIR:-/tmp}"
 own_tmp() { find "$tmp" -mindepth 1 -maxdepth 1 -user "$(id -u)" -printf '%f\n' | LC_ALL=C sort; }
 
 passed=0 failed=0 ignored=0 skipped=0 bad=() strays=()
-while read -r kind name exe; do
+# The list comes in on fd 3 and the binaries get /dev/null on stdin: a test
+# (or a CLI it runs) reading stdin must not eat the rest of the list.
+while read -r kind name exe <&3; do
   [ -n "$exe" ] || continue
   log="$logdir/$kind-$name.log"
   # Binaries without a matching test (most, for the as_root filter) would
   # only add empty "running 0 tests" blocks: one line for all of them.
-  if "$exe" --list "$@" 2>/dev/null | grep -q '^0 tests, '; then
+  if "$exe" --list "$@" </dev/null 2>/dev/null | grep -q '^0 tests, '; then
     skipped=$((skipped + 1))
     continue
   fi
   printf '\n---- %s %s (as %s): %s %s\n' "$kind" "$name" "$(id -un)" "${exe#"$PWD"/}" "$*"
   before="$(own_tmp)"
   rc=0
-  timeout -k 30 "$limit" "$exe" "$@" 2>&1 | tee "$log" || rc=$?
+  timeout -k 30 "$limit" "$exe" "$@" </dev/null 2>&1 | tee "$log" || rc=$?
   if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
     echo "ci: $kind $name did not finish within ${limit}s: killed (a hang)" | tee -a "$log" >&2
   fi
@@ -72,7 +74,7 @@ while read -r kind name exe; do
       END { print p + 0, f + 0, i + 0 }' "$log")
   passed=$((passed + p)) failed=$((failed + f)) ignored=$((ignored + i))
   [ "$rc" -eq 0 ] || bad+=("$kind $name (exit $rc)")
-done <"$list"
+done 3<"$list"
 
 printf '\n==== summary (as %s, args: %s) ====\n' "$(id -un)" "${*:-none}"
 echo "tests: $passed passed, $failed failed, $ignored ignored" \

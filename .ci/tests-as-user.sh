@@ -25,6 +25,9 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."   # repo root
 repo="$PWD"
+# What the build writes must be readable by the test user, whatever
+# umask root has (a CI image may set 077).
+umask 022
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "ci: $0 must run as root: it creates the test user and runs the as_root tests" >&2
@@ -70,6 +73,12 @@ fi
 step "test user"
 ci_user_ensure
 echo "ci: tests run as $(id "$CI_USER")"
+# Its processes would share (and race) the keyring this run checks.
+if procs="$(ps -u "$CI_USER" -o pid=,stat=,args= | awk '$2 !~ /^Z/')" && [ -n "$procs" ]; then
+  echo "ci: processes of $CI_USER are running (a killed earlier run?); stop them first:" >&2
+  echo "$procs" >&2
+  exit 1
+fi
 
 # CI's own temp dir: the test user's HOME, logs, the binary list, and the
 # TMPDIR of the root phase. 0711: the user may enter it, not list it.
