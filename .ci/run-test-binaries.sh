@@ -42,6 +42,16 @@ limit="${RCTOKEN_CI_BINARY_TIMEOUT:-1200}"
 tmp="${TMPDIR:-/tmp}"
 own_tmp() { find "$tmp" -mindepth 1 -maxdepth 1 -user "$(id -u)" -printf '%f\n' | LC_ALL=C sort; }
 
+# This user's kernel key accounting ("keys 3/200, bytes 6457/20000"): how
+# close the binary came to the quota, the usual cause of keyutils failures
+# of a non-root user. Bytes include 4 per key ever linked into a keyring
+# and not unlinked since (the kernel keeps them for keys deleted by
+# invalidation), so they can grow with keys that no longer exist.
+quota() {
+  awk -v uid="$(id -u):" '$1 == uid { printf "keys %s, bytes %s", $4, $5; f = 1 }
+    END { if (!f) printf "no keys" }' /proc/key-users
+}
+
 passed=0 failed=0 ignored=0 skipped=0 bad=() strays=()
 # The list comes in on fd 3 and the binaries get /dev/null on stdin: a test
 # (or a CLI it runs) reading stdin must not eat the rest of the list.
@@ -61,6 +71,7 @@ while read -r kind name exe <&3; do
   if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
     echo "ci: $kind $name did not finish within ${limit}s: killed (a hang)" | tee -a "$log" >&2
   fi
+  echo "ci: $kind $name done (exit $rc); $(id -un)'s key quota use now: $(quota)"
   new="$(LC_ALL=C comm -13 <(echo "$before") <(own_tmp) |
          grep -Ev '^(rctoken-ci\.|rctoken-keyring\.)' | paste -sd ' ' || true)"
   if [ -n "$new" ]; then
