@@ -40,7 +40,11 @@ limit="${RCTOKEN_CI_BINARY_TIMEOUT:-1200}"
 # What this user owns directly in the temp dir, to name the binary that
 # leaves something there (the caller's check is what fails the run).
 tmp="${TMPDIR:-/tmp}"
-own_tmp() { find "$tmp" -mindepth 1 -maxdepth 1 -user "$(id -u)" -printf '%f\n' | LC_ALL=C sort; }
+# (Entries of others can vanish while find looks: not an error here.)
+own_tmp() {
+  { find "$tmp" -mindepth 1 -maxdepth 1 -user "$(id -u)" -printf '%f\n' 2>/dev/null || true; } |
+    LC_ALL=C sort
+}
 
 # This user's kernel key accounting ("keys 3/200, bytes 6457/20000"): how
 # close the binary came to the quota, the usual cause of keyutils failures

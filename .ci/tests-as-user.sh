@@ -140,8 +140,13 @@ fresh_user_keyring() {
   echo "ci: $(key_usage "$CI_USER") with its user keyring cleared"
 }
 
+# The script's own stdout and stderr: a command failing under set -e runs
+# the EXIT trap with that command's redirections still in place, and the
+# report of the checks must not end up in, say, a snapshot file.
+exec 8>&1 9>&2
 finish() {
   local rc=$?
+  exec 1>&8 2>&9
   set +e
   # Interrupted or failed mid-phase: the checks still run.
   [ "$root_phase" != started ] || check_root

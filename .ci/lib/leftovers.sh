@@ -101,7 +101,10 @@ key_usage() {
 tmp_list() {
   local owner=()
   [ -z "$2" ] || owner=(-user "$2")
-  find "$1" -mindepth 1 -maxdepth 1 "${owner[@]}" -printf '%f\n' | LC_ALL=C sort
+  # /tmp is shared: an entry can vanish between find's readdir and its
+  # stat. That is not an error here, so find's complaints are dropped.
+  { find "$1" -mindepth 1 -maxdepth 1 "${owner[@]}" -printf '%f\n' 2>/dev/null || true; } |
+    LC_ALL=C sort
 }
 
 # After the run: the entries of DIR owned by USER (any owner if empty) that
@@ -119,7 +122,8 @@ tmp_sweep() {
   while IFS= read -r name; do
     echo "ci:   $dir/$name ($(stat -c %F "$dir/$name"))" >&2
     # What is in it names the test that made it (names only, a few).
-    find "$dir/$name" -mindepth 1 -maxdepth 2 -printf 'ci:     %P\n' 2>/dev/null | head -n 8 >&2
+    { find "$dir/$name" -mindepth 1 -maxdepth 2 -printf 'ci:     %P\n' 2>/dev/null || true; } |
+      head -n 8 >&2
     rm -rf -- "${dir:?}/$name"
   done <<<"$strays"
   echo "ci: $label: removed them; failing the run" >&2
