@@ -6,7 +6,9 @@
 # root's (root_maxbytes is over 1000 times maxbytes). It
 #   1. builds every test binary as root (the user needs no toolchain);
 #   2. runs the tests that need root (named *as_root*) as root, and the doc
-#      tests, then checks that root's keyrings and temp dir hold nothing new;
+#      tests, then checks that root's keyrings hold no key this phase made
+#      (told from other root processes' by their group, see root_marked)
+#      and that its private TMPDIR is empty;
 #   3. runs every other test (--skip as_root) as the test user
 #      (lib/test-user.sh), in a fresh temporary HOME and its own D-Bus
 #      session with an unlocked gnome-keyring (.ci/with-keyring.sh, run as
