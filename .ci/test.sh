@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Full test suite for rctoken. Meant for a fresh Debian/Ubuntu box as root
-# (CI runs it via .ci/run). Installs what is missing, then fails fast.
+# (CI runs it via .ci/run). Installs what is missing, then fails fast. The
+# tests themselves run as an unprivileged user (see .ci/tests-as-user.sh).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."   # repo root
@@ -8,20 +9,8 @@ export CARGO_TERM_COLOR=never RUST_BACKTRACE=0
 
 step() { printf '\n==== %s ====\n' "$*"; }
 
-# Run CMD (which uses .ci/with-keyring.sh); if it failed because
-# gnome-keyring-daemon aborted under it (exit 75: a known upstream bug, see
-# .ci/with-keyring.sh), run it again in a fresh keyring, at most twice. Any
-# other failure fails at once.
-keyring_retry() {
-  local rc attempt
-  for attempt in 1 2 3; do
-    rc=0
-    "$@" || rc=$?
-    [ "$rc" -eq 75 ] || return "$rc"
-    echo "ci: gnome-keyring-daemon aborted during attempt $attempt; running again in a fresh keyring" >&2
-  done
-  return "$rc"
-}
+# shellcheck source=.ci/lib/keyring-retry.sh
+. .ci/lib/keyring-retry.sh
 
 step "system packages"
 # shellcheck source=.ci/lib/deps.sh
@@ -50,8 +39,15 @@ cargo check --all-features --target aarch64-apple-darwin
 step "cargo doc"
 RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps
 
-step "cargo test (inside a private D-Bus session + gnome-keyring)"
-keyring_retry .ci/with-keyring.sh cargo test --all-features
+# Plain `cargo test` (default features, no failpoints) must build too: it
+# is what a contributor types first.
+step "cargo test --no-run (default features)"
+cargo test --no-run
+
+# Builds as root, runs the as_root tests as root and everything else as an
+# unprivileged user with the default key quotas, then sweeps what was left.
+step "cargo test, as an unprivileged user (.ci/tests-as-user.sh)"
+bash .ci/tests-as-user.sh
 
 step "bench smoke (runs every benchmark with tiny counts; no time verdicts)"
 keyring_retry .ci/bench-smoke.sh

@@ -31,6 +31,16 @@ chmod 700 "$tmp/run" "$tmp/data/keyrings"
 # by itself when --unlock creates the login keyring in an empty dir).
 echo -n login > "$tmp/data/keyrings/default"
 
+# The stock session config listens on unix:tmpdir=/tmp, whose socket file
+# dbus-daemon leaves in /tmp when it is stopped: one stray /tmp entry per
+# run. The same config, listening in this run's private dir instead.
+mkdir -m 700 "$tmp/bus"
+sed -e "s|<listen>[^<]*</listen>|<listen>unix:dir=$tmp/bus</listen>|" \
+    -e 's|<includedir>session.d</includedir>|<includedir>/usr/share/dbus-1/session.d</includedir>|' \
+    /usr/share/dbus-1/session.conf >"$tmp/session.conf"
+grep -q "unix:dir=$tmp/bus" "$tmp/session.conf" || {
+  echo "with-keyring: cannot point the session bus at $tmp/bus" >&2; exit 125; }
+
 export XDG_DATA_HOME="$tmp/data" XDG_RUNTIME_DIR="$tmp/run"
 export KEYRING_TMP="$tmp"
 # Don't let an inherited keyring/bus leak in.
@@ -39,7 +49,7 @@ unset GNOME_KEYRING_CONTROL SSH_AUTH_SOCK DBUS_SESSION_BUS_ADDRESS
 # NB: `exec` is not used for dbus-run-session so the EXIT trap still cleans up.
 set +e
 # shellcheck disable=SC2016  # the script below is expanded by the inner bash
-dbus-run-session -- bash -euo pipefail -c '
+dbus-run-session --config-file="$tmp/session.conf" -- bash -euo pipefail -c '
   svc=org.freedesktop.secrets
   call() { timeout 5 dbus-send --session --print-reply "$@" 2>&1; }
 

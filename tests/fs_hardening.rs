@@ -10,6 +10,10 @@
 //!   created outside the store directory;
 //! - keychain item names are unambiguous: keys that escape alike in naive
 //!   schemes load back their own tokens.
+//!
+//! Handing a file to another user takes root: the tests that do are named
+//! `*_as_root` and fail at once when not run as root. CI runs them as root
+//! (`as_root` filter) and the others as an unprivileged user.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -47,7 +51,21 @@ fn set_mode(p: &Path, m: u32) {
 }
 
 fn chown(p: &Path, uid: u32) {
-    std::os::unix::fs::lchown(p, Some(uid), None).expect("chown (tests run as root)");
+    std::os::unix::fs::lchown(p, Some(uid), None).expect("chown (only root may chown)");
+}
+
+/// The first line of every test that needs root (its name says `as_root`):
+/// handing a file to another user takes root, and such a test must fail as
+/// another user, never pass without having checked anything. CI runs these
+/// as root (`as_root` filter) and every other test as an unprivileged user.
+fn require_root() {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "this test chowns files to another user and must run as root (euid is {euid}): \
+         run it as root, e.g. `cargo test --all-features --test fs_hardening as_root`"
+    );
 }
 
 fn is_unsafe<T: std::fmt::Debug>(r: rctoken::Result<T>, what: &str) -> Error {
@@ -257,14 +275,6 @@ fn unsafe_store_dir_is_refused() {
     set_mode(&dir, 0o755);
     open(&dir, memory()).expect("0755 is accepted");
 
-    // Owned by another user.
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = tmp.path().join("store");
-    open(&dir, memory()).expect("creates");
-    chown(&dir, NOBODY);
-    let e = is_unsafe(open(&dir, memory()), "dir owned by nobody");
-    assert!(e.to_string().contains("owned by another user"), "{e}");
-
     // A symlink to a private directory.
     let tmp = tempfile::tempdir().expect("tempdir");
     let real = tmp.path().join("real");
@@ -272,6 +282,17 @@ fn unsafe_store_dir_is_refused() {
     let link = tmp.path().join("link");
     std::os::unix::fs::symlink(&real, &link).expect("symlink");
     is_unsafe(open(&link, memory()), "symlinked store dir");
+}
+
+#[test]
+fn store_dir_owned_by_another_user_is_refused_as_root() {
+    require_root();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    open(&dir, memory()).expect("creates");
+    chown(&dir, NOBODY);
+    let e = is_unsafe(open(&dir, memory()), "dir owned by nobody");
+    assert!(e.to_string().contains("owned by another user"), "{e}");
 }
 
 /// A refused operation leaves the metadata byte-for-byte as it was.
@@ -316,7 +337,11 @@ fn unsafe_metadata_file_is_refused_and_untouched() {
         assert_eq!(std::fs::read(&path).expect("reads"), before);
         assert_eq!(mode(&path), m, "repair left the mode as found");
     }
+}
 
+#[test]
+fn metadata_owned_by_another_user_is_refused_and_untouched_as_root() {
+    require_root();
     let tmp = tempfile::tempdir().expect("tempdir");
     let store = open(tmp.path(), memory()).expect("opens");
     store
@@ -624,6 +649,15 @@ fn hostile_names_never_become_paths() {
     }
 }
 
+/// Removes every profile of a store when dropped, also while unwinding.
+struct RemoveAllOnDrop<'a>(&'a TokenStore);
+
+impl Drop for RemoveAllOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.remove_all();
+    }
+}
+
 /// Keys that a naive escaping would map to one item name stay distinct, on
 /// the in-memory keychain and on real keyutils keys.
 #[test]
@@ -639,6 +673,9 @@ fn keychain_item_names_are_unambiguous() {
             .backend(backend)
             .open()
             .expect("opens");
+        // Keyutils keys outlive the test: remove them even if it fails
+        // midway (a non-root user has only 20000 bytes of keys in all).
+        let _cleanup = RemoveAllOnDrop(&store);
         for (i, key) in keys.iter().enumerate() {
             store
                 .save(
@@ -738,15 +775,6 @@ mod cli {
         assert_exit_7(&rctoken(&dir, &app, &["list"], None), &dir, "0777 dir");
         set_mode(&dir, 0o700);
 
-        // Owned by another user.
-        chown(&meta, NOBODY);
-        assert_exit_7(
-            &rctoken(&dir, &app, &["list"], None),
-            &meta,
-            "owned by nobody",
-        );
-        chown(&meta, 0);
-
         // A symlink: refused, and a refused import leaves the target alone.
         let target = tmp.path().join("victim");
         std::fs::rename(&meta, &target).expect("moves");
@@ -765,6 +793,35 @@ mod cli {
         );
         std::fs::remove_file(&meta).expect("removes link");
         std::fs::rename(&target, &meta).expect("restores");
+        let out = rctoken(&dir, &app, &["logout", "--all"], None);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    fn cli_refuses_metadata_owned_by_another_user_as_root() {
+        require_root();
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("store");
+        let app = format!("fs-cli-root-{}", std::process::id());
+        let out = rctoken(&dir, &app, &["import"], Some(TOKEN));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let meta = dir.join("metadata.json");
+        chown(&meta, NOBODY);
+        assert_exit_7(
+            &rctoken(&dir, &app, &["list"], None),
+            &meta,
+            "owned by nobody",
+        );
+        // Hand it back, so logout can delete the keys it imported.
+        chown(&meta, 0);
         let out = rctoken(&dir, &app, &["logout", "--all"], None);
         assert!(
             out.status.success(),

@@ -150,6 +150,14 @@ fn assert_dir_clean(dir: &Path) -> usize {
     files.len()
 }
 
+/// The failpoint is process-global: a save on another test thread would
+/// consume it. Tests that save hold this lock, so the armed failpoint of
+/// `no_secret_after_a_failed_metadata_rename` hits its own save.
+fn saves_serial() -> std::sync::MutexGuard<'static, ()> {
+    static SAVES: Mutex<()> = Mutex::new(());
+    SAVES.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn backends() -> Vec<(&'static str, Backend)> {
     assert!(
         std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
@@ -283,12 +291,9 @@ fn exercise(dir: &Path, name: &str, backend: Backend) -> Vec<(String, String)> {
         "the corrupt copy is kept"
     );
 
-    // A failed metadata rename: the temp file must not survive, nor leak.
-    rctoken::failpoint::fail_next(rctoken::failpoint::Point::MetadataRename);
-    let e = store
-        .save(&t, SaveOptions::new())
-        .expect_err("injected failure");
-    note("failed save", error_text(&e));
+    // A failed metadata rename (an injected fault) has a test of its own,
+    // `no_secret_after_a_failed_metadata_rename`: it needs the `failpoints`
+    // feature, and this test must also build and run without it.
 
     store.remove("256440016").expect("removes");
     note(
@@ -305,6 +310,7 @@ fn exercise(dir: &Path, name: &str, backend: Backend) -> Vec<(String, String)> {
 /// Files, logs, Debug and errors after every operation on every backend.
 #[test]
 fn no_secret_in_files_logs_debug_or_errors() {
+    let _serial = saves_serial();
     capture_logs();
     for (name, backend) in backends() {
         let tmp = tempfile::tempdir().expect("tempdir");
@@ -326,6 +332,39 @@ fn no_secret_in_files_logs_debug_or_errors() {
     assert!(logs.contains("saved profile"), "rctoken log lines captured");
     assert!(logs.contains("zbus"), "zbus tracing events captured");
     assert_clean("captured logs", &logs);
+}
+
+/// A save whose metadata rename fails (an injected fault, feature
+/// `failpoints`), on every backend: the error holds no secret, and neither
+/// do the files left behind, where the temp file must not survive.
+#[cfg(feature = "failpoints")]
+#[test]
+fn no_secret_after_a_failed_metadata_rename() {
+    use rctoken::failpoint::{self, Point};
+    let _serial = saves_serial();
+    capture_logs();
+    for (name, backend) in backends() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("store");
+        let store = builder(&dir, backend, name).open().expect("opens");
+        let t = token();
+        store.save(&t, SaveOptions::new()).expect("saves");
+        failpoint::clear();
+        failpoint::fail_next(Point::MetadataRename);
+        let e = store
+            .save(&t, SaveOptions::new())
+            .expect_err("injected failure");
+        failpoint::clear();
+        assert_clean(&format!("[{name}] failed save"), &error_text(&e));
+        assert_dir_clean(&dir);
+        let temps: Vec<PathBuf> = all_files(&dir)
+            .into_iter()
+            .filter(|p| p.to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(temps.is_empty(), "[{name}] temp files survived: {temps:?}");
+        store.remove_all().expect("cleans up");
+    }
+    assert_clean("captured logs", &logs());
 }
 
 /// Token JSON that carries secrets next to a problem: the error names the
@@ -409,6 +448,7 @@ fn parse_errors_never_echo_secret_input() {
 /// and the verify report say what is wrong, not what is there.
 #[test]
 fn corrupt_keychain_items_are_reported_without_content() {
+    let _serial = saves_serial();
     let tmp = tempfile::tempdir().expect("tempdir");
     let _ = backends();
     // keyutils: overwrite the item with secret bytes in a broken frame.
@@ -469,6 +509,7 @@ fn corrupt_keychain_items_are_reported_without_content() {
 /// CorruptMetadata error names the file and the problem, not the content.
 #[test]
 fn metadata_errors_never_echo_file_content() {
+    let _serial = saves_serial();
     let tmp = tempfile::tempdir().expect("tempdir");
     let store = builder(
         tmp.path(),
