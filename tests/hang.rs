@@ -30,12 +30,20 @@ struct HangingBus {
     _service: KillOnDrop,
     _bus: KillOnDrop,
     address: String,
+    // Last: the bus's socket lives here, not in /tmp, so a killed bus
+    // leaves nothing behind.
+    _socket_dir: tempfile::TempDir,
 }
 
 fn hanging_bus() -> HangingBus {
+    let socket_dir = tempfile::tempdir().expect("tempdir for the bus socket");
     let mut bus = KillOnDrop(
         Command::new("dbus-daemon")
             .args(["--session", "--nofork", "--print-address=1"])
+            .arg(format!(
+                "--address=unix:dir={}",
+                socket_dir.path().display()
+            ))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -59,6 +67,7 @@ fn hanging_bus() -> HangingBus {
         _service: service,
         _bus: bus,
         address,
+        _socket_dir: socket_dir,
     }
 }
 

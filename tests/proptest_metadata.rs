@@ -141,7 +141,7 @@ fn check_profile(bytes: &[u8]) {
         .backend(Backend::Memory(MemoryKeychain::new()))
         .open()
         .expect("opens");
-    let (_, files) = valid_store();
+    let files = valid_store();
     std::fs::write(store.metadata_path(), &files[0]).expect("index");
     std::fs::create_dir(store.profiles_dir()).expect("profiles dir");
     std::fs::write(store.profile_path("2"), &files[2]).expect("profile 2");
@@ -198,9 +198,9 @@ fn index_shaped() -> impl Strategy<Value = Vec<u8>> {
 
 /// A real store with two labelled profiles: its index, and the files of
 /// profiles `1` and `2`.
-fn valid_store() -> &'static (tempfile::TempDir, [Vec<u8>; 3]) {
-    static STORE: std::sync::OnceLock<(tempfile::TempDir, [Vec<u8>; 3])> =
-        std::sync::OnceLock::new();
+/// Only the bytes are kept: the store's directory is removed at once.
+fn valid_store() -> &'static [Vec<u8>; 3] {
+    static STORE: std::sync::OnceLock<[Vec<u8>; 3]> = std::sync::OnceLock::new();
     STORE.get_or_init(|| {
         let tmp = tempfile::tempdir().expect("tempdir");
         let store = TokenStore::builder("prop-meta")
@@ -227,7 +227,8 @@ fn valid_store() -> &'static (tempfile::TempDir, [Vec<u8>; 3]) {
             std::fs::read(store.profile_path("1")).expect("reads"),
             std::fs::read(store.profile_path("2")).expect("reads"),
         ];
-        (tmp, files)
+        drop(tmp);
+        files
     })
 }
 
@@ -248,7 +249,7 @@ fn mutate(
 
 /// A real index of a store with two labelled profiles, for mutation.
 fn valid_metadata() -> &'static [u8] {
-    &valid_store().1[0]
+    &valid_store()[0]
 }
 
 proptest! {
@@ -299,13 +300,13 @@ proptest! {
         flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
         cut in prop::option::of(any::<prop::sample::Index>()),
     ) {
-        check_profile(&mutate(valid_store().1[1].clone(), flips, cut));
+        check_profile(&mutate(valid_store()[1].clone(), flips, cut));
     }
 }
 
 #[test]
 fn the_valid_seed_profile_file_loads() {
-    check_profile(&valid_store().1[1]);
+    check_profile(&valid_store()[1]);
     // And a damaged one is reported, so the property can fail.
     let tmp = tempfile::tempdir().expect("tempdir");
     let store = TokenStore::builder("prop-meta")

@@ -276,10 +276,23 @@ mod imp {
             let Some(key) = self.find(account)? else {
                 return Ok(false);
             };
+            // Unlink from @u first: an invalidated key's link stays charged
+            // to the user's quota (4 bytes each, measured) until something
+            // rewrites the keyring, so thousands of re-saves would slowly
+            // fill a non-root quota. Then invalidate, for any other link.
+            match self.user.unlink_key(key) {
+                Ok(()) => {}
+                Err(e) if gone(&e) => return Ok(false),
+                Err(e) => return Err(err(e)),
+            }
             match key.invalidate() {
                 Ok(()) => Ok(true),
-                Err(e) if gone(&e) => Ok(false),
-                Err(e) => Err(err(e)),
+                // Unlinked and destroyed already: deleted all the same.
+                Err(e) if gone(&e) => Ok(true),
+                Err(e) => {
+                    log::debug!("keyutils: invalidating an unlinked key failed: {e:?}");
+                    Ok(true)
+                }
             }
         }
         fn list(&self) -> Result<Option<Vec<String>>, KcError> {

@@ -22,7 +22,7 @@ pub fn logout(ctx: &Ctx, a: LogoutArgs) -> Result<u8, Failure> {
         let n = store.remove_all()?;
         let backend = store.backend().map(|(name, _)| name)?;
         output::print(&format!(
-            "logged out {n} profile{}; deleted every {backend} item of app {}\n",
+            "logged out {n} profile{}; deleted this store's {backend} items of app {}\n",
             if n == 1 { "" } else { "s" },
             store.app_id()
         ))?;
