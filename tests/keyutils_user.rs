@@ -286,6 +286,55 @@ fn works_in_every_session_keyring() {
     assert_eq!(env.run(&["list"]).ok().stdout, "");
 }
 
+/// A process whose session keyring belongs to someone else (started by
+/// root with `setpriv`, as service managers and `su -` without PAM do): it
+/// can neither search nor link through that session keyring. Saving,
+/// reading and removing still work, through the process and user keyrings.
+/// Needs root to change uid; runs rctoken as `nobody`.
+#[test]
+fn works_with_a_session_keyring_it_cannot_use_as_root() {
+    assert_eq!(
+        uid(),
+        0,
+        "must run as root (setpriv changes the uid); .ci/test.sh runs *_as_root tests as root"
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    std::os::unix::fs::chown(tmp.path(), Some(65534), Some(65534)).expect("chown to nobody");
+    let app = format!("ku-foreign-session-{}", std::process::id());
+    let as_nobody = |args: &[&str]| {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            cli_common::bin(),
+        ])
+        .args(["--app", &app, "--backend", "keyutils", "--dir"])
+        .arg(&dir)
+        .args(args);
+        c
+    };
+    // Remove nobody's keys of this app, pass or fail.
+    struct Cleanup<'a>(&'a dyn Fn(&[&str]) -> Command);
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            let _ = (self.0)(&["logout", "--all"]).output();
+        }
+    }
+    let _cleanup = Cleanup(&as_nobody);
+    let token = cli_common::valid_token("A-foreign", "R-foreign", "4242");
+    let out = cli_common::run_with_stdin(&mut as_nobody(&["import"]), token.as_bytes());
+    assert_eq!(out.code, 0, "import: {}", out.stderr);
+    let out = run(&mut as_nobody(&["token"]));
+    assert_eq!(out.code, 0, "token: {}", out.stderr);
+    assert_eq!(out.stdout.trim(), "A-foreign");
+    let out = run(&mut as_nobody(&["logout", "--all"]));
+    assert_eq!(out.code, 0, "logout: {}", out.stderr);
+    let out = run(&mut as_nobody(&["token"]));
+    assert_eq!(out.code, 3, "gone after logout: {}", out.stderr);
+}
+
 // ------------------------------------------------------------------- quota
 
 /// As a non-root user the quota holds only a few realistic profiles; the
