@@ -809,17 +809,26 @@ impl TokenStore {
     /// Single-flight refresh across processes.
     ///
     /// If the metadata shows the access token valid for at least
-    /// `min_valid`, load and return it without taking any refresh lock.
-    /// Otherwise, under the profile's refresh lock, re-read the metadata; if
-    /// another process refreshed meanwhile, release the lock and return the
-    /// new token without calling `refresh`. Otherwise call `refresh` once with the refresh token and
-    /// save its result atomically. If the new token carries no refresh token,
-    /// the old one (and its expiry) is kept.
+    /// `min_valid` (or it is the still-valid result of a refresh less than
+    /// [`MIN_REFRESH_INTERVAL`] ago), load and return it without taking any
+    /// refresh lock. Otherwise, under the profile's refresh lock, re-read
+    /// the metadata; if another process refreshed meanwhile (a new
+    /// generation), release the lock and return that token, whatever its
+    /// lifetime, without calling `refresh`. Otherwise set aside room for
+    /// the result in the keychain and on disk, call `refresh` once with the
+    /// refresh token, and save its result atomically into that room. If the
+    /// new token carries no refresh token, the old one (and its expiry) is
+    /// kept; if it carries no `owner_id`, the stored one is kept.
     ///
     /// # Errors
     /// [`Error::LoginRequired`] (no refresh token, or it expired; `refresh`
-    /// is not called), [`Error::RefreshFailed`] (stored tokens unchanged),
-    /// [`Error::LockTimeout`], and those of [`load`](Self::load) and [`save`](Self::save).
+    /// is not called), [`Error::NotRefreshed`] (no room could be set aside;
+    /// `refresh` is not called), [`Error::RefreshFailed`] (stored tokens
+    /// unchanged), [`Error::BadToken`] (the result names another `owner_id`,
+    /// or cannot be stored; stored tokens unchanged),
+    /// [`Error::RefreshNotStored`] (the refresh token is spent, the result
+    /// could not be saved; the error carries it), [`Error::LockTimeout`],
+    /// and those of [`load`](Self::load).
     pub fn refresh<F, E>(
         &self,
         key_or_label: Option<&str>,
