@@ -581,7 +581,10 @@ impl UserNs {
     /// The same command, run inside the namespace at `path`.
     fn wrap_in(path: &str, c: &Command) -> Command {
         let mut n = Command::new("nsenter");
+        // --preserve-credentials: an unprivileged caller may not setgroups,
+        // which nsenter otherwise does after entering.
         n.arg(format!("--user={path}"))
+            .arg("--preserve-credentials")
             .arg("--")
             .arg(c.get_program())
             .args(c.get_args());
