@@ -294,6 +294,36 @@ backend_tests! {
 }
 
 real_backend_tests! {
+    // Issue 10 case 1: repair once deleted a profile whose file was
+    // corrupt when its envelope's own record did not parse (an empty record
+    // written by a failed serialization), losing its old and new tokens.
+    // The secrets are intact, so repair must keep them.
+    fn rebuild_keeps_secrets_whose_record_is_unreadable(t) {
+        let (tok, s) = tokens::full("1");
+        let info = t.store.save(&tok, SaveOptions::new()).expect("1");
+        let raw = t.raw();
+        let mut item = raw.get(&item0(&info)).expect("item of 1");
+        // item header (17) | "RCTE" ver gen (13) | key len (2) + "1" | record len (4) | record
+        let at = 17 + 13 + 2 + 1;
+        assert_eq!(&item[17..21], b"RCTE");
+        let rlen = u32::from_be_bytes(item[at..at + 4].try_into().unwrap()) as usize;
+        for b in &mut item[at + 4..at + 4 + rlen] {
+            *b = b' ';
+        }
+        raw.set(&item0(&info), &item);
+        std::fs::write(t.store.profile_path("1"), b"").expect("empty profile file");
+        let report = t.store.repair().expect("repair");
+        assert!(report.fixed.iter().any(|f| f.contains("rebuilt 1 profile")), "{:?}", report.fixed);
+        let l = t.store.load("1").expect("the profile is kept");
+        assert_eq!(tokens::access(&l.token), s.access, "with its own secrets");
+        assert_eq!(tokens::refresh(&l.token), Some(s.refresh.as_str()));
+        assert!(l.info.has_refresh_token);
+        assert!(
+            !l.info.access_token_valid_for(t.store.now(), Duration::ZERO),
+            "its expiry is unknown, so it counts as expired and the next use refreshes it"
+        );
+    }
+
     fn damaged_item_is_unreadable_and_repaired(t) {
         let info = t.store.save(&tokens::full("1").0, SaveOptions::new()).expect("1");
         t.store.save(&tokens::full("2").0, SaveOptions::new()).expect("2");
