@@ -126,6 +126,18 @@ struct Run<'a> {
     markers: PathBuf,
 }
 
+/// `logout --all` when the run ends, pass or fail: a step that panics must
+/// not leave this run's keys in the user's keyring.
+impl Drop for Run<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new(env!("CARGO_BIN_EXE_rctoken"))
+            .args(["--app", &self.app, "--backend", self.backend, "--dir"])
+            .arg(&self.dir)
+            .args(["logout", "--all"])
+            .output();
+    }
+}
+
 impl Run<'_> {
     fn cli(&self, args: &[&str], stdin: Option<&[u8]>) -> Scan {
         let _ = std::fs::remove_file(&self.log);
@@ -230,13 +242,8 @@ fn run_everything(backend: &str) {
             ));
         }
     }
-    // Clean up even if something failed above.
-    let mut c = Command::new(env!("CARGO_BIN_EXE_rctoken"));
-    let _ = c
-        .args(["--app", &run.app, "--backend", backend, "--dir"])
-        .arg(&run.dir)
-        .args(["logout", "--all"])
-        .output();
+    // `run` logs out on drop, also when a step above panicked.
+    drop(run);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
