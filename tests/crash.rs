@@ -45,19 +45,27 @@ fn crash_writer_child() {
     let max_item = std::env::var("REL_MAX_ITEM")
         .ok()
         .map(|n| n.parse().expect("max item"));
-    let store = open_split(
-        Path::new(&env("REL_DIR")),
-        &env("REL_APP"),
-        &env("REL_BACKEND"),
-        max_item,
-    );
+    // Op n happens at T0 + n × 2 min by this writer's clock, also across
+    // writer restarts (n only grows): a token that op n−1 refreshed is then
+    // older than MIN_REFRESH_INTERVAL, so every refresh op really refreshes.
+    let op_time = |n: u64| time::OffsetDateTime::UNIX_EPOCH + time::Duration::minutes(2 * n as i64);
+    let mut n: u64 = env("REL_START").parse().expect("start");
+    let clock = std::sync::Arc::new(rctoken::ManualClock::new(op_time(n)));
+    let mut builder = TokenStore::builder(&env("REL_APP"))
+        .dir(Path::new(&env("REL_DIR")))
+        .backend(backend(&env("REL_BACKEND")))
+        .lock_timeout(Duration::from_secs(60))
+        .clock(clock.clone());
+    if let Some(m) = max_item {
+        builder = builder.max_item_bytes(m);
+    }
+    let store = builder.open().expect("open store");
     store.backend().expect("connect to the keychain");
     let mut progress = OpenOptions::new()
         .append(true)
         .create(true)
         .open(env("REL_PROGRESS"))
         .expect("progress file");
-    let mut n: u64 = env("REL_START").parse().expect("start");
     println!("READY");
     let save = |n: u64| {
         store
@@ -66,6 +74,7 @@ fn crash_writer_child() {
     };
     loop {
         n += 1;
+        clock.set(op_time(n));
         let kind = n % 3;
         progress
             .write_all(format!("B {n} {kind}\n").as_bytes())

@@ -298,7 +298,9 @@ fn works_with_a_session_keyring_it_cannot_use_as_root() {
         0,
         "must run as root (setpriv changes the uid); .ci/test.sh runs *_as_root tests as root"
     );
-    let tmp = tempfile::tempdir().expect("tempdir");
+    // In /tmp itself: `nobody` must be able to reach it (CI's private
+    // TMPDIR is root's 0700); removed on drop like any temp dir.
+    let tmp = tempfile::tempdir_in("/tmp").expect("tempdir");
     let dir = tmp.path().join("store");
     std::os::unix::fs::chown(tmp.path(), Some(65534), Some(65534)).expect("chown to nobody");
     let app = format!("ku-foreign-session-{}", std::process::id());
