@@ -110,6 +110,18 @@ pub enum Error {
         /// Why it is refused.
         reason: String,
     },
+    /// The profile key or label is already another profile's key or label:
+    /// a name resolves to one profile, whichever came first. Choose another
+    /// name, or first change the other profile's label. Nothing was changed.
+    #[error("`{name}` already names profile `{owner}` (as its {})", if *.as_label { "label" } else { "key" })]
+    NameTaken {
+        /// The name asked for.
+        name: String,
+        /// The profile it already names.
+        owner: String,
+        /// Whether it is that profile's label (else its key).
+        as_label: bool,
+    },
     /// The token has no `owner_id`, so the profile key must be given explicitly.
     #[error("the token has no owner_id, so it needs an explicit profile name")]
     MissingProfileKey,
@@ -240,12 +252,8 @@ impl Error {
             Error::InvalidName { what: "app id", .. } => {
                 "use 1 to 64 of A-Z a-z 0-9 _ - . (not starting with .)".into()
             }
-            Error::InvalidName { what: "profile", .. } => {
-                "name the profile otherwise (--profile NAME), or first give the labelled profile another label".into()
-            }
-            Error::InvalidName { reason, .. } if reason.contains("already names") => {
-                "choose another label; labels are unique and may not equal another profile's key"
-                    .into()
+            Error::NameTaken { .. } => {
+                "choose another name; profile keys and labels share one namespace, so first relabel the other profile if this name must stay".into()
             }
             Error::InvalidName { .. } => {
                 "use printable characters only, at most 128 of them".into()

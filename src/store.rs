@@ -984,9 +984,10 @@ impl TokenStore {
     fn check_key_free(&self, snap: &Snapshot, key: &str) -> Result<()> {
         match snap.index.labels.get(key) {
             Some(owner) if owner != key && self.meta.profile(snap, owner)?.is_some() => {
-                Err(Error::InvalidName {
-                    what: "profile",
-                    reason: format!("`{key}` is already the label of profile `{owner}`"),
+                Err(Error::NameTaken {
+                    name: key.to_string(),
+                    owner: owner.clone(),
+                    as_label: true,
                 })
             }
             _ => Ok(()),
@@ -995,15 +996,19 @@ impl TokenStore {
 
     /// Labels are unique and may not equal another profile's key.
     fn check_label_free(&self, snap: &Snapshot, key: &str, label: &str) -> Result<()> {
-        let label_taken = match snap.index.labels.get(label) {
-            Some(owner) => owner != key && self.meta.profile(snap, owner)?.is_some(),
-            None => false,
+        let taken = |owner: &str, as_label| Error::NameTaken {
+            name: label.to_string(),
+            owner: owner.to_string(),
+            as_label,
         };
-        if label_taken || (label != key && self.meta.profile(snap, label)?.is_some()) {
-            return Err(Error::InvalidName {
-                what: "label",
-                reason: format!("`{label}` already names another profile"),
-            });
+        if let Some(owner) = snap.index.labels.get(label)
+            && owner != key
+            && self.meta.profile(snap, owner)?.is_some()
+        {
+            return Err(taken(owner, true));
+        }
+        if label != key && self.meta.profile(snap, label)?.is_some() {
+            return Err(taken(label, false));
         }
         Ok(())
     }

@@ -147,13 +147,19 @@ backend_tests! {
         t.store.save(&tokens::full("111").0, SaveOptions::new().label("work")).expect("a");
         t.store.save(&tokens::full("222").0, SaveOptions::new()).expect("b");
         let before = t.meta_bytes();
-        for bad in ["work", "111"] {
+        for (bad, as_label) in [("work", true), ("111", false)] {
             let e = t.store.set_label("222", Some(bad)).expect_err("taken");
-            assert!(matches!(e, Error::InvalidName { what: "label", .. }), "{e:?}");
+            assert!(matches!(&e, Error::NameTaken { name, owner, as_label: l }
+                if name == bad && owner == "111" && *l == as_label), "{e:?}");
         }
         let e = t.store.save(&tokens::full("222").0, SaveOptions::new().label("work"))
             .expect_err("taken at save");
-        assert!(matches!(e, Error::InvalidName { what: "label", .. }), "{e:?}");
+        assert!(matches!(e, Error::NameTaken { as_label: true, .. }), "{e:?}");
+        // A new profile named like another's label: taken too.
+        let e = t.store.save(&tokens::full("333").0, SaveOptions::new().profile("work"))
+            .expect_err("key taken by a label");
+        assert!(matches!(&e, Error::NameTaken { name, owner, as_label: true }
+            if name == "work" && owner == "111"), "{e:?}");
         assert_eq!(t.meta_bytes(), before, "refused label changes nothing");
         for bad in ["", " lead", "tab\there", &"x".repeat(129)] {
             assert!(matches!(t.store.set_label("222", Some(bad)), Err(Error::InvalidName { .. })));

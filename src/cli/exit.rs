@@ -65,12 +65,12 @@ impl From<Error> for Failure {
                 .downcast_ref::<RefresherError>()
                 .map(|r| r.hint().to_string())
                 .unwrap_or_else(|| e.hint()),
-            Error::InvalidName {
-                what: "label",
-                reason,
-            } if reason.contains("already names") => {
-                "choose another label: labels are unique and may not equal another profile's key"
+            Error::NameTaken { as_label: true, .. } => {
+                "choose another label or profile name (--label, --profile): profile keys and labels share one namespace"
                     .into()
+            }
+            Error::NameTaken { as_label: false, .. } => {
+                "choose another label: a label may not be another profile's key".into()
             }
             Error::InvalidName { what: "app id", .. } => {
                 "pass --app ID (or RCTOKEN_APP) with 1 to 64 of A-Z a-z 0-9 _ - .".into()
@@ -107,7 +107,7 @@ pub fn code_of(e: &Error) -> u8 {
         | Error::CorruptSecret { .. } => STORE,
         Error::NotRefreshed { source, .. } => code_of(source),
         Error::RefreshNotStored { .. } => NOT_STORED,
-        Error::InvalidName { .. } | Error::MissingProfileKey => USAGE,
+        Error::InvalidName { .. } | Error::NameTaken { .. } | Error::MissingProfileKey => USAGE,
         Error::RefreshFailed { source, .. } => match source.downcast_ref::<RefresherError>() {
             Some(r) if r.is_bad_output() => BAD_INPUT,
             _ => OTHER,
