@@ -71,6 +71,16 @@ impl std::fmt::Display for EnvelopeError {
     }
 }
 
+/// A length that does not fit the envelope's length field (a key over
+/// 65,535 bytes, or a record or secret over 4 GiB).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct TooLarge(pub &'static str);
+
+/// A length as a big-endian field of type `T`, checked.
+fn field<T: TryFrom<usize>>(len: usize, what: &'static str) -> Result<T, TooLarge> {
+    T::try_from(len).map_err(|_| TooLarge(what))
+}
+
 /// Encode an envelope.
 pub(crate) fn encode(
     key: &str,
@@ -79,7 +89,7 @@ pub(crate) fn encode(
     access: &SecretString,
     refresh: Option<&SecretString>,
     id: Option<&SecretString>,
-) -> Zeroizing<Vec<u8>> {
+) -> Result<Zeroizing<Vec<u8>>, TooLarge> {
     let a = access.expose_secret().as_bytes();
     let r = refresh.map(|s| s.expose_secret().as_bytes());
     let i = id.map(|s| s.expose_secret().as_bytes());
@@ -100,24 +110,24 @@ pub(crate) fn encode(
     out.extend_from_slice(MAGIC);
     out.push(ENVELOPE_VERSION);
     out.extend_from_slice(&generation.to_be_bytes());
-    out.extend_from_slice(&(key.len() as u16).to_be_bytes());
+    out.extend_from_slice(&field::<u16>(key.len(), "profile key")?.to_be_bytes());
     out.extend_from_slice(key.as_bytes());
-    out.extend_from_slice(&(record.len() as u32).to_be_bytes());
+    out.extend_from_slice(&field::<u32>(record.len(), "metadata record")?.to_be_bytes());
     out.extend_from_slice(record);
-    out.extend_from_slice(&(a.len() as u32).to_be_bytes());
+    out.extend_from_slice(&field::<u32>(a.len(), "access token")?.to_be_bytes());
     out.extend_from_slice(a);
     for opt in [r, i] {
         match opt {
             None => out.extend_from_slice(&[0, 0, 0, 0, 0]),
             Some(b) => {
                 out.push(1);
-                out.extend_from_slice(&(b.len() as u32).to_be_bytes());
+                out.extend_from_slice(&field::<u32>(b.len(), "refresh or id token")?.to_be_bytes());
                 out.extend_from_slice(b);
             }
         }
     }
     debug_assert_eq!(out.len(), len);
-    out
+    Ok(out)
 }
 
 struct Reader<'a> {
@@ -156,7 +166,8 @@ impl<'a> Reader<'a> {
         Ok(u64::from_be_bytes(a))
     }
     fn secret(&mut self, what: &str) -> Result<SecretString, EnvelopeError> {
-        let n = self.u32(what)? as usize;
+        let n = usize::try_from(self.u32(what)?)
+            .map_err(|_| EnvelopeError::Malformed(format!("{what} too long for this platform")))?;
         let b = self.take(n, what)?;
         let s = std::str::from_utf8(b)
             .map_err(|_| EnvelopeError::Malformed(format!("{what} is not UTF-8")))?;
@@ -191,11 +202,12 @@ pub(crate) fn decode(buf: &[u8]) -> Result<Decoded, EnvelopeError> {
         return Err(EnvelopeError::Version(version));
     }
     let generation = r.u64("generation")?;
-    let klen = r.u16("key")? as usize;
+    let klen = usize::from(r.u16("key")?);
     let key = std::str::from_utf8(r.take(klen, "key")?)
         .map_err(|_| EnvelopeError::Malformed("key is not UTF-8".into()))?
         .to_string();
-    let rlen = r.u32("record")? as usize;
+    let rlen = usize::try_from(r.u32("record")?)
+        .map_err(|_| EnvelopeError::Malformed("record too long for this platform".into()))?;
     let record = r.take(rlen, "record")?.to_vec();
     let access = r.secret("access token")?;
     let refresh = r.opt_secret("refresh token")?;
@@ -228,37 +240,35 @@ pub(crate) fn peek_record(prefix: &[u8]) -> Option<&[u8]> {
         return None;
     }
     r.u64("generation").ok()?;
-    let klen = r.u16("key").ok()? as usize;
+    let klen = usize::from(r.u16("key").ok()?);
     r.take(klen, "key").ok()?;
-    let rlen = r.u32("record").ok()? as usize;
+    let rlen = usize::try_from(r.u32("record").ok()?).ok()?;
     let start = r.pos;
     Some(&prefix[start..prefix.len().min(start.saturating_add(rlen))])
 }
 
-/// How many items an envelope of `len` bytes needs under `max_item` bytes per item.
-pub(crate) fn item_count(len: usize, max_item: usize) -> usize {
+/// Split an envelope into framed items of at most `max_item` bytes each;
+/// `TooLarge` if that takes more than 65,535 items (the count field).
+pub(crate) fn split(
+    envelope: &[u8],
+    generation: u64,
+    max_item: usize,
+) -> Result<Vec<Zeroizing<Vec<u8>>>, TooLarge> {
     let payload = max_item.saturating_sub(ITEM_HEADER).max(1);
-    len.div_ceil(payload).max(1)
-}
-
-/// Split an envelope into framed items of at most `max_item` bytes each.
-pub(crate) fn split(envelope: &[u8], generation: u64, max_item: usize) -> Vec<Zeroizing<Vec<u8>>> {
-    let payload = max_item.saturating_sub(ITEM_HEADER).max(1);
-    let count = item_count(envelope.len(), max_item);
-    (0..count)
-        .map(|i| {
-            let part = &envelope
-                [(i * payload).min(envelope.len())..((i + 1) * payload).min(envelope.len())];
+    let count: u16 = field(envelope.len().div_ceil(payload).max(1), "item count")?;
+    Ok((0..count)
+        .zip(envelope.chunks(payload).chain(std::iter::once(&[][..])))
+        .map(|(i, part)| {
             let mut item = Zeroizing::new(Vec::with_capacity(ITEM_HEADER + part.len()));
             item.extend_from_slice(ITEM_MAGIC);
             item.push(ENVELOPE_VERSION);
             item.extend_from_slice(&generation.to_be_bytes());
-            item.extend_from_slice(&(i as u16).to_be_bytes());
-            item.extend_from_slice(&(count as u16).to_be_bytes());
+            item.extend_from_slice(&i.to_be_bytes());
+            item.extend_from_slice(&count.to_be_bytes());
             item.extend_from_slice(part);
             item
         })
-        .collect()
+        .collect())
 }
 
 /// Check an item's header against the expected generation, index and count;
@@ -304,14 +314,15 @@ pub(crate) fn join(
     items: &[Zeroizing<Vec<u8>>],
     generation: u64,
 ) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
-    let count = items.len() as u16;
+    let count: u16 = field(items.len(), "item count")
+        .map_err(|_| EnvelopeError::Malformed("more than 65,535 items".into()))?;
     let total: usize = items
         .iter()
         .map(|i| i.len().saturating_sub(ITEM_HEADER))
         .sum();
     let mut out = Zeroizing::new(Vec::with_capacity(total));
-    for (index, item) in items.iter().enumerate() {
-        out.extend_from_slice(item_payload(item, generation, index as u16, count)?);
+    for (index, item) in (0..count).zip(items) {
+        out.extend_from_slice(item_payload(item, generation, index, count)?);
     }
     Ok(out)
 }
@@ -323,7 +334,7 @@ mod tests {
     fn sample(n: usize) -> Zeroizing<Vec<u8>> {
         let a = SecretString::from("A".repeat(n).as_str());
         let r = SecretString::from("refresh");
-        encode("256440016", 7, b"{}", &a, Some(&r), None)
+        encode("256440016", 7, b"{}", &a, Some(&r), None).expect("fits")
     }
 
     #[test]
@@ -344,7 +355,7 @@ mod tests {
     #[test]
     fn split_and_join() {
         let env = sample(70_000);
-        let items = split(&env, 9, 2560);
+        let items = split(&env, 9, 2560).expect("fits");
         assert!(items.len() > 20);
         assert!(items.iter().all(|i| i.len() <= 2560));
         let joined = join(&items, 9).expect("joins");

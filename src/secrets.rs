@@ -31,6 +31,14 @@ impl From<envelope::EnvelopeError> for ReadFail {
     }
 }
 
+/// An envelope field that cannot hold its length, as a library error
+/// (nothing was written).
+pub(crate) fn too_large(e: envelope::TooLarge) -> Error {
+    Error::BadToken {
+        reason: format!("the {} is too large to store", e.0),
+    }
+}
+
 /// A keychain failure as a library error.
 pub(crate) fn kc_error(kc: &dyn Keychain, e: KcError) -> Error {
     match e {
@@ -169,20 +177,17 @@ fn undo_write(kc: &dyn Keychain, key: &str, gen_hex: &str, failed: u16, e: &KcEr
 /// than 65,535 items.
 fn split(kc: &dyn Keychain, generation: u64, envelope: &[u8]) -> Result<Vec<Zeroizing<Vec<u8>>>> {
     let max = kc.max_item_bytes();
-    if envelope::item_count(envelope.len(), max) > usize::from(u16::MAX) {
-        return Err(Error::Keychain {
-            backend: kc.name().to_string(),
-            reason: format!(
-                "the secrets need more than {} items of {max} bytes",
-                u16::MAX
-            ),
-        });
-    }
-    Ok(envelope::split(envelope, generation, max))
+    envelope::split(envelope, generation, max).map_err(|_| Error::KeychainFull {
+        backend: kc.name().to_string(),
+        reason: format!(
+            "the secrets need more than {} items of {max} bytes",
+            u16::MAX
+        ),
+    })
 }
 
 fn len_u16(n: usize) -> u16 {
-    // `split` refuses more than u16::MAX items.
+    // `envelope::split` makes at most u16::MAX items.
     u16::try_from(n).unwrap_or(u16::MAX)
 }
 
@@ -296,7 +301,8 @@ pub(crate) fn reserve(
         &SecretString::from(""),
         None,
         None,
-    );
+    )
+    .map_err(too_large)?;
     let filler = "0".repeat(bytes.saturating_sub(bare.len()));
     let placeholder = envelope::encode(
         key,
@@ -305,7 +311,8 @@ pub(crate) fn reserve(
         &SecretString::from(filler),
         None,
         None,
-    );
+    )
+    .map_err(too_large)?;
     let items = write(kc, key, generation, &placeholder)?;
     Ok(Reservation { generation, items })
 }

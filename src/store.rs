@@ -86,6 +86,7 @@ impl ProfileInfo {
 
 /// How [`TokenStore::save`] files a token.
 #[derive(Clone, Debug, Default)]
+#[must_use = "options do nothing until passed to `TokenStore::save`"]
 pub struct SaveOptions {
     profile: Option<String>,
     label: Option<String>,
@@ -116,6 +117,7 @@ impl SaveOptions {
 
 /// Opens a [`TokenStore`] with non-default settings.
 #[derive(Debug)]
+#[must_use = "a builder does nothing until `open` is called"]
 pub struct StoreBuilder {
     app_id: String,
     dir: Option<PathBuf>,
@@ -506,7 +508,8 @@ impl TokenStore {
             &token.access_token,
             token.refresh_token.as_ref(),
             token.id_token.as_ref(),
-        );
+        )
+        .map_err(secrets::too_large)?;
         let (count, reserved_file) = match reserved {
             Some(r) => (
                 secrets::fill(kc.as_ref(), key, &r.keychain, &envelope)?,
@@ -597,6 +600,7 @@ impl TokenStore {
             current.token.refresh_token.as_ref(),
             current.token.id_token.as_ref(),
         )
+        .map_err(secrets::too_large)?
         .len();
         let file_len = MetaFiles::profile_bytes(&current.info)?.len();
         let dir = self.dir.join(REFRESH_LOCK_DIR);
