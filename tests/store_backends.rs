@@ -364,7 +364,10 @@ fn an_envelope_needing_more_than_u16_items_is_refused() {
     let err = store
         .save(&token, SaveOptions::new().profile("p"))
         .expect_err("too many items");
-    assert!(matches!(err, rctoken::Error::KeychainFull { .. }), "{err:?}");
+    assert!(
+        matches!(err, rctoken::Error::KeychainFull { .. }),
+        "{err:?}"
+    );
     assert!(keychain.is_empty(), "nothing was written");
     assert!(store.list().expect("list").is_empty());
 }
