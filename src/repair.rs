@@ -495,25 +495,19 @@ impl TokenStore {
             let Some(count) = envelope::item_header_count(&first) else {
                 continue;
             };
-            let owner = secrets::owner_of(kc.as_ref(), account).unwrap_or_default();
             let ours = match self.ownership(kc.as_ref(), account) {
                 Ownership::Ours => true,
                 // Another store's profile is not this store's to rebuild.
                 Ownership::OtherStore => continue,
                 Ownership::Unknown => false,
             };
-            if owner.reservation {
-                // Room set aside by a refresh that never committed.
-                if ours {
-                    losers.push((stem, generation, count));
-                }
-                continue;
-            }
             // An envelope that does not read is left alone, never dropped.
             let Ok(decoded) = secrets::read_generation(kc.as_ref(), &stem, &generation, count)
             else {
                 continue;
             };
+            // Room set aside by a refresh that never committed: never a
+            // profile.
             if serde_json::from_slice::<secrets::Owner>(&decoded.record)
                 .is_ok_and(|o| o.reservation)
             {

@@ -264,6 +264,7 @@ pub(crate) fn owner_of(kc: &dyn Keychain, item: &str) -> Option<Owner> {
 /// spent: placeholder items of a fresh generation, as large as the old
 /// envelope plus a margin. Filling them later replaces their bytes in place,
 /// which on keyutils needs no more quota than the placeholders hold.
+#[derive(Clone, Copy)]
 pub(crate) struct Reservation {
     pub generation: u64,
     pub items: u16,

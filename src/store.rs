@@ -946,19 +946,17 @@ impl TokenStore {
                 .refresh_token_expires_at
                 .map(|at| clock::remaining_secs(at, saved_at));
         }
-        // Bad input is refused before anything is written.
-        let checked = profile_info(&new, &key, clock::truncate(self.clock.now()), kc.name(), "")
-            .and_then(|info| self.record(&info));
-        if let Err(e) = checked {
-            release(reserved);
-            return Err(e);
-        }
-        let generation = reserved.keychain.generation;
-        let items = reserved.keychain.items;
+        let room = reserved.keychain;
         match self.save_locked(&new, &key, None, false, Some(reserved)) {
             Ok(info) => Ok(StoredToken { token: new, info }),
             Err(e) => {
-                secrets::delete(kc.as_ref(), &key, &format!("{generation:016x}"), items);
+                secrets::release(kc.as_ref(), &key, &room);
+                // Bad input (an instant that cannot be stored) is refused
+                // by the save before it writes anything: the stored tokens
+                // are unchanged, as for another owner_id.
+                if matches!(e, Error::BadToken { .. }) {
+                    return Err(e);
+                }
                 Err(Error::RefreshNotStored {
                     profile: key.clone(),
                     token: Box::new(new),
