@@ -1,9 +1,14 @@
 //! The one error type of the library.
 //!
-//! Every variant's documentation says what the caller should do about it, and
-//! [`Error::hint`] gives the same advice as one line for end users. No variant
-//! ever carries secret material: token parse errors name fields, keychain
-//! errors are rendered to text with any returned bytes wiped first.
+//! Every variant's documentation says what the caller should do about it,
+//! and [`Error::kind`] sorts the variants into the few things a program can
+//! act on ([`ErrorKind`]): retry later, log in again, fix the store or its
+//! environment, fix the input, or report a bug. What to tell an end user is
+//! the application's business (the CLI has its own hints). No variant ever
+//! carries secret material: token parse errors name fields, keychain errors
+//! are rendered to text with any returned bytes wiped first, and a platform
+//! error is kept as [`source`](std::error::Error::source) only where it
+//! carries no secret bytes.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,24 +17,40 @@ use std::time::Duration;
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The keychain could not be reached, is locked, or did not answer within
+    /// The keychain could not be reached, is locked, failed on the platform
+    /// side (for the Secret Service: a D-Bus error), or did not answer within
     /// the keychain timeout. Unlock or start the keychain (or choose another
-    /// backend) and retry; nothing was changed.
+    /// backend) and retry.
+    ///
+    /// The stored tokens are unchanged: a save or refresh writes a new
+    /// generation before anything refers to it, so a call that failed (or
+    /// took effect after its timeout) leaves at most unreferenced items,
+    /// which [`TokenStore::verify`](crate::TokenStore::verify) reports and
+    /// `repair` deletes. A remove is the exception: it deletes the items
+    /// first, so a failure part way leaves the profile listed with part of
+    /// its secrets gone; repeat the remove, or `repair` drops the profile.
     #[error("the {backend} keychain is unavailable: {reason}")]
     KeychainUnavailable {
         /// Which backend.
         backend: String,
         /// What went wrong, without secrets.
         reason: String,
+        /// The platform's error, where it carries no secret bytes.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
-    /// The keychain answered with an error other than "unavailable". Retry; if
-    /// it persists, run `verify`/`rctoken doctor`.
+    /// The keychain answered with an error other than "unavailable" (the
+    /// stored tokens are unchanged, as for [`Error::KeychainUnavailable`]).
+    /// Retry; if it persists, run `verify`/`rctoken doctor`.
     #[error("the {backend} keychain failed: {reason}")]
     Keychain {
         /// Which backend.
         backend: String,
         /// What went wrong, without secrets.
         reason: String,
+        /// The platform's error, where it carries no secret bytes.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// No profile has this key or label. List the profiles and use one of them.
     #[error("no profile `{0}`")]
@@ -102,13 +123,23 @@ pub enum Error {
         /// The field and the problem, never the value.
         reason: String,
     },
-    /// A profile key, label or app id is not acceptable. Choose another one.
-    #[error("invalid {what}: {reason}")]
+    /// A profile key, label or app id is not acceptable (for
+    /// [`NameKind::OwnerId`]: the token's `owner_id` cannot name a profile,
+    /// so give the profile a key explicitly). Choose another one.
+    #[error("invalid {kind}: {reason}")]
     InvalidName {
         /// Which kind of name.
-        what: &'static str,
+        kind: NameKind,
         /// Why it is refused.
         reason: String,
+    },
+    /// The token is too large to store: a field does not fit the envelope
+    /// format (16-bit key length, 32-bit secret lengths, 65,535 items).
+    /// Nothing was changed; no RingCentral token comes near these limits.
+    #[error("the {what} is too large to store")]
+    TooLarge {
+        /// Which part of the token.
+        what: String,
     },
     /// The profile key or label is already another profile's key or label:
     /// a name resolves to one profile, whichever came first. Choose another
@@ -216,68 +247,45 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// A bug: a keychain backend panicked (caught at the keychain boundary)
+    /// or an invariant of this crate did not hold. The store is crash-safe,
+    /// so nothing is torn; retry, and report it.
+    #[error("internal error (a bug): {reason}")]
+    Internal {
+        /// What failed, without secrets.
+        reason: String,
+    },
 }
 
 impl Error {
-    /// One line for an end user: what to do about this error.
-    pub fn hint(&self) -> String {
+    /// What a program can do about this error.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::KeychainUnavailable { backend, .. } => format!(
-                "unlock or start the {backend} keychain (or pick another with --backend), then retry"
-            ),
-            Error::Keychain { .. } => "retry; if it persists run `rctoken doctor`".into(),
-            Error::NoSuchProfile(_) => "run `rctoken list` to see the profiles".into(),
-            Error::NoActiveProfile => {
-                "name a profile, or make one active with `rctoken switch PROFILE`".into()
-            }
-            Error::SecretMissing { .. } => {
-                "log in again and import the new token, or run `rctoken doctor --fix` to drop the profile".into()
-            }
-            Error::WrongBackend { held_by, .. } => {
-                format!("run again with --backend {held_by}")
-            }
-            Error::CorruptSecret { .. } => {
-                "run `rctoken doctor --fix`, then log in again for this profile".into()
-            }
-            Error::CorruptMetadata { .. } => {
-                "fix the file by hand, or run `rctoken doctor --fix` to move it aside and rebuild".into()
-            }
-            Error::UnsupportedVersion { .. } => "upgrade rctoken to read this store".into(),
-            Error::UnsafeStore { .. } => {
-                "make it yours and private (chown; chmod 700 for the directory, 600 for files; no symlink)".into()
-            }
-            Error::BadToken { .. } => {
-                "pass the token endpoint's JSON response unchanged".into()
-            }
-            Error::InvalidName { what: "app id", .. } => {
-                "use 1 to 64 of A-Z a-z 0-9 _ - . (not starting with .)".into()
-            }
-            Error::NameTaken { .. } => {
-                "choose another name; profile keys and labels share one namespace, so first relabel the other profile if this name must stay".into()
-            }
-            Error::InvalidName { .. } => {
-                "use printable characters only, at most 128 of them".into()
-            }
-            Error::MissingProfileKey => "name the profile explicitly (--profile NAME)".into(),
-            Error::LoginRequired { .. } => {
-                "log in again and import the new token".into()
-            }
-            Error::RefreshFailed { .. } => "the stored tokens are unchanged; retry later".into(),
-            Error::LockTimeout { .. } => {
-                "retry; if it persists, look for a hung process holding the lock".into()
-            }
-            Error::Io { .. } => "check the path, its permissions and free space".into(),
-            Error::NoDataDir => "pass an explicit directory (--dir)".into(),
-            Error::ForeignStore { owner, .. } => format!(
-                "pass --app {owner} to use this store, or give this app a directory of its own with --dir"
-            ),
-            Error::KeychainFull { .. } => {
-                "remove profiles you no longer need (`rctoken logout PROFILE`), or use a keychain with more room (--backend secret-service)".into()
-            }
-            Error::NotRefreshed { source, .. } => source.hint(),
-            Error::RefreshNotStored { .. } => {
-                "log in again and import the new token: the old refresh token no longer works, so retrying the refresh cannot help".into()
-            }
+            Error::KeychainUnavailable { .. }
+            | Error::Keychain { .. }
+            | Error::LockTimeout { .. }
+            | Error::RefreshFailed { .. } => ErrorKind::RetryLater,
+            Error::LoginRequired { .. }
+            | Error::SecretMissing { .. }
+            | Error::RefreshNotStored { .. } => ErrorKind::LoginAgain,
+            Error::NoSuchProfile(_)
+            | Error::NoActiveProfile
+            | Error::BadToken { .. }
+            | Error::InvalidName { .. }
+            | Error::TooLarge { .. }
+            | Error::NameTaken { .. }
+            | Error::MissingProfileKey => ErrorKind::BadInput,
+            Error::WrongBackend { .. }
+            | Error::CorruptSecret { .. }
+            | Error::CorruptMetadata { .. }
+            | Error::UnsupportedVersion { .. }
+            | Error::UnsafeStore { .. }
+            | Error::Io { .. }
+            | Error::NoDataDir
+            | Error::ForeignStore { .. }
+            | Error::KeychainFull { .. } => ErrorKind::FixStore,
+            Error::NotRefreshed { source, .. } => source.kind(),
+            Error::Internal { .. } => ErrorKind::Bug,
         }
     }
 
@@ -287,6 +295,63 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+}
+
+/// What a program can do about an [`Error`] (see [`Error::kind`]): the
+/// classification that cargo's credential providers and keyring-core give
+/// their callers, for code that cannot show a message to a person.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A transient failure (a lock held too long, a keychain that did not
+    /// answer, a refresh that failed): nothing was changed; retry later,
+    /// with backoff.
+    RetryLater,
+    /// The stored tokens cannot be used or refreshed any more (the refresh
+    /// token is gone, expired or spent): the user must log in again, and the
+    /// new token be saved.
+    LoginAgain,
+    /// The store, its files or its keychain need attention before this can
+    /// work (corrupt or unsafe files, another app's store, another backend,
+    /// a full keychain, an I/O error): [`TokenStore::verify`] and
+    /// [`TokenStore::repair`] fix some; the rest need a person.
+    ///
+    /// [`TokenStore::verify`]: crate::TokenStore::verify
+    /// [`TokenStore::repair`]: crate::TokenStore::repair
+    FixStore,
+    /// The caller's input is refused (a token that does not parse, a bad
+    /// name, a profile that does not exist): nothing was changed; fix the
+    /// input.
+    BadInput,
+    /// A bug in rctoken or in a keychain backend (a panic caught at the
+    /// keychain boundary, an invariant that did not hold). The store is
+    /// crash-safe, so nothing is torn; report it.
+    Bug,
+}
+
+/// Which kind of name [`Error::InvalidName`] refuses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum NameKind {
+    /// An application id.
+    AppId,
+    /// A profile key given explicitly.
+    Profile,
+    /// A token's `owner_id`, the default profile key.
+    OwnerId,
+    /// A label.
+    Label,
+}
+
+impl std::fmt::Display for NameKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NameKind::AppId => "app id",
+            NameKind::Profile => "profile name",
+            NameKind::OwnerId => "owner_id as a profile name",
+            NameKind::Label => "label",
+        })
     }
 }
 

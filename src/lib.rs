@@ -54,13 +54,15 @@
 #![deny(unsafe_code)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
+#[cfg(feature = "async")]
+mod asynchronous;
 mod clock;
 mod envelope;
 mod error;
-#[doc(hidden)]
-pub mod failpoint;
+mod failpoint;
 mod files;
 mod keychain;
+mod layout;
 mod lock;
 mod metadata;
 mod model;
@@ -68,18 +70,22 @@ mod names;
 mod repair;
 mod secrets;
 mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+#[cfg(feature = "async")]
+pub use asynchronous::AsyncTokenStore;
 pub use envelope::ENVELOPE_VERSION;
-pub use error::{Error, Result};
-pub use keychain::{Backend, MemoryKeychain, Quota};
-pub use metadata::{FORMAT_VERSION, ProfileInfo, SecretRef};
+pub use error::{Error, ErrorKind, NameKind, Result};
+pub use keychain::{Backend, BackendName, MemoryKeychain, Quota};
+pub use layout::StoreLayout;
+pub use metadata::{FORMAT_VERSION, ProfileInfo};
 pub use model::{MAX_TTL_SECS, TokenInfo, TokenType};
-pub use names::MAX_NAME_CHARS;
+pub use names::{MAX_NAME_CHARS, check_profile_name};
+pub use repair::{Problem, Report};
 pub use store::{
-    DEFAULT_KEYCHAIN_TIMEOUT, DEFAULT_LOCK_TIMEOUT, LOCK_FILE, METADATA_FILE, MIN_REFRESH_INTERVAL,
-    PROFILES_DIR, Problem, REFRESH_LOCK_DIR, RefreshLock, Report, SaveOptions, StoreBuilder,
-    StoredToken, TokenStore,
+    DEFAULT_KEYCHAIN_TIMEOUT, DEFAULT_LOCK_TIMEOUT, MIN_REFRESH_INTERVAL, RefreshLock, SaveOptions,
+    Selector, StoreBuilder, StoredToken, TokenStore,
 };
 
 /// Re-exported so callers name the same secret type.

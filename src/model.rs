@@ -245,12 +245,13 @@ impl<'de> Deserialize<'de> for TokenInfo {
 /// applies its nesting limit.
 fn parse_object(bytes: &[u8]) -> Result<Value, String> {
     use serde_json::value::RawValue;
-    let top: &RawValue = serde_json::from_slice(bytes).map_err(|e| json_syntax_reason(&e))?;
+    let top: &RawValue =
+        serde_json::from_slice(bytes).map_err(|e| json_syntax_reason(&e, bytes))?;
     if !top.get().starts_with('{') {
-        return serde_json::from_str(top.get()).map_err(|e| json_syntax_reason(&e));
+        return serde_json::from_str(top.get()).map_err(|e| json_syntax_reason(&e, bytes));
     }
     let entries: RawEntries<'_> =
-        serde_json::from_str(top.get()).map_err(|e| json_syntax_reason(&e))?;
+        serde_json::from_str(top.get()).map_err(|e| json_syntax_reason(&e, bytes))?;
     let mut map = Map::new();
     let mut result = Ok(());
     for (key, raw) in entries.0 {
@@ -266,7 +267,10 @@ fn parse_object(bytes: &[u8]) -> Result<Value, String> {
             match serde_json::from_str(raw.get()) {
                 Ok(v) => v,
                 Err(e) => {
-                    result = result.and(Err(format!("field `{key}`: {}", json_kind_reason(&e))));
+                    result = result.and(Err(format!(
+                        "field `{key}`: {}",
+                        json_kind_reason(&e, raw.get().as_bytes())
+                    )));
                     continue;
                 }
             }
@@ -358,12 +362,8 @@ fn unescape(literal: &str) -> Result<Zeroizing<String>, &'static str> {
 
 /// The kind of problem in a nested value, without position (it would be
 /// relative to the value) and without content.
-fn json_kind_reason(e: &serde_json::Error) -> String {
-    let full = json_syntax_reason(e);
-    match full.find(" (line ") {
-        Some(at) => full[..at].to_string(),
-        None => full,
-    }
+fn json_kind_reason(e: &serde_json::Error, input: &[u8]) -> String {
+    json_problem(e, input).to_string()
 }
 
 /// The UTC instant of a `session_expiration_time`. It must be an RFC 3339
@@ -407,31 +407,81 @@ fn kind_of(v: &Value) -> &'static str {
     }
 }
 
-/// A serde_json syntax error without any input echoed: category and position only.
-fn json_syntax_reason(e: &serde_json::Error) -> String {
-    use serde_json::error::Category;
-    let what = match e.classify() {
-        Category::Eof => "the JSON text is empty or truncated",
-        Category::Syntax => {
-            let msg = e.to_string();
-            if msg.contains("recursion limit") {
-                "the JSON text is nested too deeply"
-            } else if msg.contains("control character") {
-                "a string contains a raw control character"
-            } else if msg.contains("unicode") || msg.contains("UTF-8") || msg.contains("utf-8") {
-                "the text is not valid UTF-8"
-            } else {
-                "the text is not valid JSON"
-            }
-        }
-        Category::Io => "the input could not be read",
-        Category::Data => "the JSON has an unexpected shape",
-    };
+/// A serde_json syntax error without any input echoed: what is wrong and
+/// where.
+fn json_syntax_reason(e: &serde_json::Error, input: &[u8]) -> String {
+    let what = json_problem(e, input);
     if e.line() == 0 {
         what.to_string()
     } else {
         format!("{what} (line {}, column {})", e.line(), e.column())
     }
+}
+
+/// What is wrong with `input`, which serde_json refused with `e`: serde_json
+/// tells syntax errors apart only in its message text, so the common cases
+/// are found in the input itself.
+fn json_problem(e: &serde_json::Error, input: &[u8]) -> &'static str {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Eof => "the JSON text is empty or truncated",
+        Category::Io => "the input could not be read",
+        Category::Data => "the JSON has an unexpected shape",
+        Category::Syntax => {
+            if std::str::from_utf8(input).is_err() {
+                return "the text is not valid UTF-8";
+            }
+            let scan = scan_json(input);
+            if scan.max_depth > JSON_DEPTH_LIMIT {
+                "the JSON text is nested too deeply"
+            } else if scan.raw_control {
+                "a string contains a raw control character"
+            } else {
+                "the text is not valid JSON"
+            }
+        }
+    }
+}
+
+/// serde_json's nesting limit (arrays and objects).
+const JSON_DEPTH_LIMIT: usize = 127;
+
+struct JsonScan {
+    max_depth: usize,
+    raw_control: bool,
+}
+
+/// The deepest nesting of arrays and objects in `input`, and whether a
+/// string holds a raw control character; strings are skipped by their
+/// quotes and escapes, so brackets inside them do not count.
+fn scan_json(input: &[u8]) -> JsonScan {
+    let mut scan = JsonScan {
+        max_depth: 0,
+        raw_control: false,
+    };
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in input {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                0x00..=0x1f => scan.raw_control = true,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                scan.max_depth = scan.max_depth.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    scan
 }
 
 /// Zeroize every string in a parsed JSON value, keys included, then drop it.

@@ -3,7 +3,7 @@
 //! a path separator, `.`, or a control character, and escaping is
 //! injective, so no two profiles can map to the same item or file.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, NameKind, Result};
 
 /// Longest accepted profile key or label, in characters.
 pub const MAX_NAME_CHARS: usize = 128;
@@ -20,13 +20,15 @@ pub(crate) fn check_app_id(app: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::InvalidName {
-            what: "app id",
+            kind: NameKind::AppId,
             reason: "use 1 to 64 letters, digits, `_`, `-` or `.`, not starting with `.`".into(),
         })
     }
 }
 
-fn check_name(what: &'static str, s: &str) -> Result<()> {
+/// Profile keys, labels and owner ids: 1–128 printable characters without
+/// surrounding whitespace.
+pub(crate) fn check_name(kind: NameKind, s: &str) -> Result<()> {
     let reason = if s.is_empty() {
         "must not be empty"
     } else if s.chars().count() > MAX_NAME_CHARS {
@@ -39,19 +41,31 @@ fn check_name(what: &'static str, s: &str) -> Result<()> {
         return Ok(());
     };
     Err(Error::InvalidName {
-        what,
+        kind,
         reason: reason.into(),
     })
 }
 
+/// Check a name a caller would give to a profile, as its key or its label:
+/// 1 to [`MAX_NAME_CHARS`] printable characters without surrounding
+/// whitespace. What [`TokenStore::save`](crate::TokenStore::save) and
+/// [`TokenStore::set_label`](crate::TokenStore::set_label) accept, for a
+/// caller that wants to refuse a name before it opens a store.
+///
+/// # Errors
+/// [`Error::InvalidName`] saying why.
+pub fn check_profile_name(name: &str) -> Result<()> {
+    check_name(NameKind::Profile, name)
+}
+
 /// Profile keys: 1–128 printable characters without surrounding whitespace.
 pub(crate) fn check_profile_key(key: &str) -> Result<()> {
-    check_name("profile name", key)
+    check_name(NameKind::Profile, key)
 }
 
 /// Labels: same rules as profile keys.
 pub(crate) fn check_label(label: &str) -> Result<()> {
-    check_name("label", label)
+    check_name(NameKind::Label, label)
 }
 
 /// Escape a profile key for keychain item names and file names: ASCII letters,
@@ -137,6 +151,11 @@ fn is_lower_hex(s: &str) -> bool {
 /// digits, `.` and an index) and the item header, which keyutils charges to
 /// the quota with the payload.
 pub(crate) const MAX_ACCOUNT_OVERHEAD: usize = 73 + MAX_PLAIN_STEM + 1 + 16 + 1 + 5 + 17;
+
+/// A generation as saves write it: 16 lower-case hex digits.
+pub(crate) fn generation_hex(generation: u64) -> String {
+    format!("{generation:016x}")
+}
 
 /// Whether `g` is a generation as saves write it: 16 lower-case hex digits.
 pub(crate) fn is_generation(g: &str) -> bool {

@@ -3,20 +3,20 @@
 //! a version mismatch, a corrupt index or profile file, an index naming a
 //! profile that does not exist) and fix what can be fixed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
 use crate::envelope::{self, ENVELOPE_VERSION};
 use crate::error::{Error, Result};
 use crate::files;
-use crate::lock::Mode;
-use crate::metadata::{Index, ProfileInfo, SecretRef};
+use crate::keychain::{Connection, Keychain};
+use crate::layout::StoreLayout;
+use crate::metadata::{Index, MetaFiles, ProfileInfo, SecretRef};
 use crate::names;
 use crate::secrets::{self, ReadFail};
-use crate::store::{Ownership, TokenStore};
 
-/// One problem found by [`TokenStore::verify`].
+/// One problem found by [`TokenStore::verify`](crate::TokenStore::verify).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Problem {
@@ -146,7 +146,7 @@ impl std::fmt::Display for Problem {
     }
 }
 
-/// The outcome of [`TokenStore::verify`] or [`TokenStore::repair`].
+/// The outcome of [`TokenStore::verify`](crate::TokenStore::verify) or [`TokenStore::repair`](crate::TokenStore::repair).
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct Report {
@@ -171,30 +171,30 @@ impl Report {
     }
 }
 
-impl TokenStore {
-    /// Check the store: metadata parses and is safe, each profile's secret is
-    /// present and decodes, and no item of this store's namespace is orphaned.
-    /// Changes nothing.
-    ///
-    /// # Errors
-    /// [`Error::KeychainUnavailable`], [`Error::LockTimeout`]; everything else
-    /// is reported as a [`Problem`].
-    pub fn verify(&self) -> Result<Report> {
-        let _lock = self.lock_meta(Mode::Shared)?;
-        self.check()
-    }
+/// What verify and repair work on: the store's files, its keychain and
+/// the time. The caller holds the metadata lock (shared to verify,
+/// exclusive to repair).
+pub(crate) struct Parts<'a> {
+    pub layout: &'a StoreLayout,
+    pub meta: &'a MetaFiles,
+    pub keychain: &'a Connection,
+    pub now: OffsetDateTime,
+}
 
-    fn check(&self) -> Result<Report> {
+impl Parts<'_> {
+    /// Check the store: metadata parses and is safe, each profile's secret
+    /// is present and decodes, and no item of the namespace is orphaned.
+    pub(crate) fn check(&self) -> Result<Report> {
         let mut owned = std::collections::HashSet::new();
         let mut report = Report::default();
-        let snap = match self.read_meta() {
+        let snap = match self.meta.read() {
             Ok(m) => m,
             Err(e) => {
                 report.problems.push(meta_problem(e)?);
                 return Ok(report);
             }
         };
-        let (profiles, bad) = self.meta_files().all_lenient(&snap)?;
+        let (profiles, bad) = self.meta.all_lenient(&snap)?;
         for (path, e) in bad {
             report.problems.push(match e {
                 Error::CorruptMetadata { reason, .. } => {
@@ -230,7 +230,7 @@ impl TokenStore {
                 _ => None,
             })
             .collect();
-        let kc = self.keychain()?;
+        let kc = self.keychain.get()?;
         for info in &profiles {
             if info.secret.backend != kc.name() {
                 report.problems.push(Problem::OtherBackend {
@@ -302,7 +302,7 @@ impl TokenStore {
                     {
                         continue;
                     }
-                    match self.ownership(kc.as_ref(), &account) {
+                    match ownership(kc.as_ref(), &account, self.layout.dir()) {
                         Ownership::Ours => report.problems.push(Problem::Orphan { account }),
                         Ownership::OtherStore => {}
                         Ownership::Unknown => report.problems.push(Problem::StrayItem { account }),
@@ -315,26 +315,13 @@ impl TokenStore {
         Ok(report)
     }
 
-    /// Fix what [`verify`](Self::verify) finds: delete orphaned items, drop
-    /// profiles whose secrets are missing or unreadable, drop index entries
-    /// naming missing profiles, and move a corrupt index or profile file
-    /// aside (kept as `<name>.corrupt-<time>`). A corrupt profile file is
-    /// rebuilt from its newest envelope in the keychain; a corrupt index is
-    /// replaced by one with no labels and no active profile (the only active
-    /// candidate is a single profile, which becomes active), and if there
-    /// are no profile files (a format-1 store) every profile is rebuilt from
-    /// the keychain. An index from a newer version, unsafe files and
-    /// profiles of other backends are left alone.
-    ///
-    /// # Errors
-    /// As [`verify`](Self::verify), plus I/O errors writing the metadata.
-    pub fn repair(&self) -> Result<Report> {
-        let _lock = self.lock_meta(Mode::Exclusive)?;
+    /// Fix what [`check`](Self::check) finds (see `TokenStore::repair`).
+    pub(crate) fn repair(&self) -> Result<Report> {
         let mut fixed = Vec::new();
         // Every metadata write runs under the exclusive metadata lock we
         // hold, so any temp file of one was left by a writer that died.
-        let stale = files::remove_stale_temps_in(self.dir())
-            + files::remove_stale_temps_in(self.profiles_dir());
+        let stale = files::remove_stale_temps_in(self.layout.dir())
+            + files::remove_stale_temps_in(&self.layout.profiles_dir());
         if stale > 0 {
             fixed.push(format!(
                 "removed {stale} temp file(s) left by interrupted metadata writes"
@@ -368,8 +355,8 @@ impl TokenStore {
         }
         // 2. Drift between the (now readable) metadata and the keychain.
         if !found.problems.is_empty() {
-            let kc = self.keychain()?;
-            let snap = self.read_meta_for_write()?;
+            let kc = self.keychain.get()?;
+            let snap = self.meta.read_for_write()?;
             let mut index = snap.index.clone();
             for problem in &found.problems {
                 match problem {
@@ -380,13 +367,10 @@ impl TokenStore {
                         newer: false,
                         ..
                     } => {
-                        if let Some(info) = self.meta_files().profile(&snap, profile)? {
-                            index.set_label(profile, None);
-                            if index.active.as_deref() == Some(profile.as_str()) {
-                                index.active = None;
-                            }
-                            self.meta_files().write_index(&index)?;
-                            self.meta_files().remove_profile(profile)?;
+                        if let Some(info) = self.meta.profile(&snap, profile)? {
+                            index.forget(profile);
+                            self.meta.write_index(&index)?;
+                            self.meta.remove_profile(profile)?;
                             secrets::delete(
                                 kc.as_ref(),
                                 profile,
@@ -401,17 +385,14 @@ impl TokenStore {
                         Err(e) => return Err(secrets::kc_error(kc.as_ref(), e)),
                     },
                     Problem::DanglingReference { profile, .. } => {
-                        index.set_label(profile, None);
-                        if index.active.as_deref() == Some(profile.as_str()) {
-                            index.active = None;
-                        }
+                        index.forget(profile);
                         fixed.push(format!("removed from the index: {problem}"));
                     }
                     _ => {}
                 }
             }
             if index != snap.index {
-                self.meta_files().write_index(&index)?;
+                self.meta.write_index(&index)?;
             }
         }
         let mut after = self.check()?;
@@ -426,13 +407,12 @@ impl TokenStore {
         for problem in &found.problems {
             match problem {
                 Problem::MetadataCorrupt { .. } => {
-                    let aside =
-                        files::move_aside(self.metadata_path(), self.now().unix_timestamp())?;
+                    let aside = files::move_aside(&self.layout.index(), self.now.unix_timestamp())?;
                     fixed.push(format!("moved the corrupt metadata to {}", aside.display()));
-                    rebuild_all = !self.meta_files().any(&self.read_meta()?)?;
+                    rebuild_all = !self.meta.any(&self.meta.read()?)?;
                 }
                 Problem::ProfileFileCorrupt { path, .. } => {
-                    let aside = files::move_aside(path, self.now().unix_timestamp())?;
+                    let aside = files::move_aside(path, self.now.unix_timestamp())?;
                     fixed.push(format!(
                         "moved the corrupt profile file to {}",
                         aside.display()
@@ -454,13 +434,13 @@ impl TokenStore {
             .iter()
             .any(|p| matches!(p, Problem::MetadataCorrupt { .. }))
         {
-            let snap = self.read_meta()?;
-            let (profiles, _corrupt) = self.meta_files().all_lenient(&snap)?;
+            let snap = self.meta.read()?;
+            let (profiles, _corrupt) = self.meta.all_lenient(&snap)?;
             let mut index = Index::new();
             if let [only] = profiles.as_slice() {
                 index.active = Some(only.profile.clone());
             }
-            self.meta_files().write_index(&index)?;
+            self.meta.write_index(&index)?;
             fixed.push(format!(
                 "wrote a new metadata index for {} profile(s) (labels are not recoverable)",
                 profiles.len()
@@ -473,7 +453,7 @@ impl TokenStore {
     /// file name is in `only`, or every profile for `None`. The newest save
     /// of each profile wins; older generations are deleted.
     fn rebuild(&self, only: Option<&std::collections::HashSet<String>>) -> Result<usize> {
-        let kc = self.keychain()?;
+        let kc = self.keychain.get()?;
         // key -> (newest profile found, whether this store wrote it)
         let mut rebuilt: std::collections::BTreeMap<String, (ProfileInfo, bool)> =
             Default::default();
@@ -495,7 +475,7 @@ impl TokenStore {
             let Some(count) = envelope::item_header_count(&first) else {
                 continue;
             };
-            let ours = match self.ownership(kc.as_ref(), account) {
+            let ours = match ownership(kc.as_ref(), account, self.layout.dir()) {
                 Ownership::Ours => true,
                 // Another store's profile is not this store's to rebuild.
                 Ownership::OtherStore => continue,
@@ -517,25 +497,22 @@ impl TokenStore {
                 continue;
             }
             let key = decoded.key.clone();
-            let mut info = match serde_json::from_slice::<ProfileInfo>(&decoded.record) {
-                Ok(info) => info,
-                // The secrets are intact but their record is not: keep the
-                // profile with its expiry unknown (treated as expired, so the
-                // next use refreshes it) rather than lose its tokens.
-                Err(_) => ProfileInfo {
-                    has_refresh_token: decoded.refresh.is_some(),
-                    has_id_token: decoded.id.is_some(),
-                    ..placeholder_info()
-                },
-            };
-            info.profile = key.clone();
-            info.label = None;
-            info.secret = SecretRef {
+            let secret = SecretRef {
                 backend: kc.name().to_string(),
                 generation: generation.clone(),
                 items: count,
                 envelope_version: ENVELOPE_VERSION,
             };
+            let mut info = match serde_json::from_slice::<ProfileInfo>(&decoded.record) {
+                Ok(info) => info,
+                // The secrets are intact but their record is not: keep the
+                // profile with its expiry unknown (treated as expired, so the
+                // next use refreshes it) rather than lose its tokens.
+                Err(_) => ProfileInfo::unknown(&key, &decoded, secret.clone()),
+            };
+            info.profile = key.clone();
+            info.label = None;
+            info.secret = secret;
             // The newest save wins; an older generation is deleted only if
             // this store wrote it.
             let loser = match rebuilt.get(&key) {
@@ -549,7 +526,7 @@ impl TokenStore {
             }
         }
         for (info, _) in rebuilt.values() {
-            self.meta_files().write_profile(info)?;
+            self.meta.write_profile(info)?;
         }
         for (stem, generation, count) in losers {
             secrets::delete_stem(kc.as_ref(), &stem, &generation, count);
@@ -567,33 +544,30 @@ fn meta_problem(e: Error) -> Result<Problem> {
     })
 }
 
-fn placeholder_info() -> ProfileInfo {
-    ProfileInfo {
-        profile: String::new(),
-        active: false,
-        label: None,
-        owner_id: None,
-        endpoint_id: None,
-        scope: String::new(),
-        token_type: crate::TokenType::Bearer,
-        expires_in: 0,
-        refresh_token_expires_in: None,
-        session_expires_in: None,
-        session_expiration_time: None,
-        session_id: None,
-        session_idle_timeout: None,
-        obtained_at: OffsetDateTime::UNIX_EPOCH,
-        access_token_expires_at: OffsetDateTime::UNIX_EPOCH,
-        refresh_token_expires_at: None,
-        session_expires_at: None,
-        has_refresh_token: false,
-        has_id_token: false,
-        refreshed: false,
-        secret: SecretRef {
-            backend: String::new(),
-            generation: String::new(),
-            items: 0,
-            envelope_version: ENVELOPE_VERSION,
-        },
+/// Which store an item in this store's keychain namespace belongs to.
+pub(crate) enum Ownership {
+    /// This store wrote it, or the store that wrote it no longer exists.
+    Ours,
+    /// Another store of the same app id (another directory) wrote it.
+    OtherStore,
+    /// Cannot be told: no readable item 0, an older rctoken's record, or a
+    /// store directory that cannot be inspected.
+    Unknown,
+}
+
+/// Who owns the generation that `account` belongs to, from the store
+/// directory its item 0 records, for the store in `store_dir`.
+pub(crate) fn ownership(kc: &dyn Keychain, account: &str, store_dir: &Path) -> Ownership {
+    let Some(dir) = secrets::owner_of(kc, account).and_then(|o| o.store_dir) else {
+        return Ownership::Unknown;
+    };
+    let dir = StoreLayout::new(PathBuf::from(dir));
+    if dir.dir() == store_dir {
+        return Ownership::Ours;
+    }
+    match (files::exists(dir.dir()), files::exists(&dir.index())) {
+        (Some(false), _) => Ownership::Ours,
+        (Some(true), Some(true)) => Ownership::OtherStore,
+        _ => Ownership::Unknown,
     }
 }

@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use crate::envelope::{self, Decoded};
 use crate::error::{Error, Result};
-use crate::keychain::{KcError, Keychain};
+use crate::keychain::{KcError, KcKind, Keychain};
 use crate::metadata::SecretRef;
 use crate::names;
 
@@ -34,25 +34,29 @@ impl From<envelope::EnvelopeError> for ReadFail {
 /// An envelope field that cannot hold its length, as a library error
 /// (nothing was written).
 pub(crate) fn too_large(e: envelope::TooLarge) -> Error {
-    Error::BadToken {
-        reason: format!("the {} is too large to store", e.0),
+    Error::TooLarge {
+        what: e.0.to_string(),
     }
 }
 
 /// A keychain failure as a library error.
 pub(crate) fn kc_error(kc: &dyn Keychain, e: KcError) -> Error {
-    match e {
-        KcError::Unavailable(reason) => Error::KeychainUnavailable {
-            backend: kc.name().to_string(),
+    let backend = kc.name().to_string();
+    let (reason, source) = (e.message, e.source);
+    match e.kind {
+        KcKind::Unavailable => Error::KeychainUnavailable {
+            backend,
             reason,
+            source,
         },
-        KcError::Full(reason) => Error::KeychainFull {
-            backend: kc.name().to_string(),
+        KcKind::Full => Error::KeychainFull { backend, reason },
+        KcKind::Other => Error::Keychain {
+            backend,
             reason,
+            source,
         },
-        KcError::Other(reason) => Error::Keychain {
-            backend: kc.name().to_string(),
-            reason,
+        KcKind::Bug => Error::Internal {
+            reason: format!("{backend}: {reason}"),
         },
     }
 }
@@ -146,7 +150,7 @@ fn account(stem: &str, generation: &str, index: u16) -> String {
 /// On failure the items already written are deleted. Returns the count.
 pub(crate) fn write(kc: &dyn Keychain, key: &str, generation: u64, envelope: &[u8]) -> Result<u16> {
     let items = split(kc, generation, envelope)?;
-    let gen_hex = format!("{generation:016x}");
+    let gen_hex = names::generation_hex(generation);
     let count = len_u16(items.len());
     for (index, item) in (0..count).zip(items) {
         if let Err(e) = kc.set(&names::item_account(key, &gen_hex, index), item) {
@@ -163,7 +167,7 @@ pub(crate) fn write(kc: &dyn Keychain, key: &str, generation: u64, envelope: &[u
 /// late item without it could not be told from another store's.
 fn undo_write(kc: &dyn Keychain, key: &str, gen_hex: &str, failed: u16, e: &KcError) {
     let stem = names::stem(key);
-    let keep_first = matches!(e, KcError::Unavailable(_)) && failed > 0;
+    let keep_first = e.kind == KcKind::Unavailable && failed > 0;
     for index in (u16::from(keep_first)..=failed).rev() {
         let account = account(&stem, gen_hex, index);
         if let Err(e) = kc.delete(&account) {
@@ -291,8 +295,7 @@ pub(crate) fn reserve(
         store_dir: Some(store_dir.to_string()),
         reservation: true,
     })
-    .map_err(|e| Error::Keychain {
-        backend: kc.name().to_string(),
+    .map_err(|e| Error::Internal {
         reason: format!("could not encode a reservation: {e}"),
     })?;
     let bare = envelope::encode(
@@ -327,7 +330,7 @@ pub(crate) fn fill(
     res: &Reservation,
     envelope: &[u8],
 ) -> Result<u16> {
-    let gen_hex = format!("{:016x}", res.generation);
+    let gen_hex = names::generation_hex(res.generation);
     let items = match split(kc, res.generation, envelope) {
         Ok(items) => items,
         Err(e) => {
@@ -360,7 +363,7 @@ pub(crate) fn fill(
 
 /// Give a reservation back.
 pub(crate) fn release(kc: &dyn Keychain, key: &str, res: &Reservation) {
-    delete(kc, key, &format!("{:016x}", res.generation), res.items);
+    delete(kc, key, &names::generation_hex(res.generation), res.items);
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::builder::{PossibleValue, PossibleValuesParser};
+use clap::{Args, Parser, Subcommand};
 
 const ABOUT: &str = "Keep RingCentral OAuth tokens in the OS keychain, one profile per extension";
 
@@ -62,10 +63,10 @@ pub struct Cli {
         help_heading = "Global options",
         env = "RCTOKEN_BACKEND",
         default_value = "auto",
-        value_enum,
+        value_parser = backend_names(),
         value_name = "BACKEND"
     )]
-    pub backend: BackendArg,
+    pub backend: String,
 
     /// Metadata directory (created with mode 0700) [default: the platform's local data directory for ID]
     #[arg(
@@ -103,36 +104,14 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// `--backend` values; `memory` is hidden (tests only: it lives for one process).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum BackendArg {
-    /// macOS Keychain / Windows Credential Manager; on Linux the Secret Service if it answers, else keyutils
-    Auto,
-    /// freedesktop Secret Service over D-Bus (GNOME Keyring, KWallet)
-    SecretService,
-    /// Linux kernel keyutils, user keyring (cleared at reboot)
-    Keyutils,
-    /// macOS Keychain
-    MacosKeychain,
-    /// Windows Credential Manager
-    WindowsCredentialManager,
-    /// In-process keychain for tests; forgotten when the command exits
-    #[value(hide = true)]
-    Memory,
-}
-
-impl BackendArg {
-    /// The name the library's `Backend::from_name` understands.
-    pub fn name(self) -> &'static str {
-        match self {
-            BackendArg::Auto => "auto",
-            BackendArg::SecretService => "secret-service",
-            BackendArg::Keyutils => "keyutils",
-            BackendArg::MacosKeychain => "macos-keychain",
-            BackendArg::WindowsCredentialManager => "windows-credential-manager",
-            BackendArg::Memory => "memory",
-        }
-    }
+/// `--backend` values: the library's names; `memory` is hidden (tests
+/// only: it lives for one process).
+fn backend_names() -> PossibleValuesParser {
+    PossibleValuesParser::new(
+        rctoken::Backend::NAMES
+            .iter()
+            .map(|b| PossibleValue::new(b.name).help(b.help).hide(b.tests_only)),
+    )
 }
 
 /// The commands.
@@ -164,18 +143,13 @@ pub enum Command {
     Doctor(DoctorArgs),
 }
 
-/// A profile key or label given on the command line.
+/// A profile key or label given on the command line: the library's rules.
 fn profile_name(s: &str) -> Result<String, String> {
-    if s.chars().count() > rctoken::MAX_NAME_CHARS {
-        return Err(format!(
-            "longer than {} characters",
-            rctoken::MAX_NAME_CHARS
-        ));
+    match rctoken::check_profile_name(s) {
+        Ok(()) => Ok(s.to_string()),
+        Err(rctoken::Error::InvalidName { reason, .. }) => Err(reason),
+        Err(e) => Err(e.to_string()),
     }
-    if s.chars().any(char::is_control) {
-        return Err("contains a control character".into());
-    }
-    Ok(s.to_string())
 }
 
 /// `rctoken import`.

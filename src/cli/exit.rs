@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use rctoken::Error;
+use rctoken::{Error, NameKind};
 
 use super::refresher::RefresherError;
 
@@ -59,24 +59,6 @@ impl Failure {
 
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
-        let code = code_of(&e);
-        let hint = match &e {
-            Error::RefreshFailed { source, .. } => source
-                .downcast_ref::<RefresherError>()
-                .map(|r| r.hint().to_string())
-                .unwrap_or_else(|| e.hint()),
-            Error::NameTaken { as_label: true, .. } => {
-                "choose another label or profile name (--label, --profile): profile keys and labels share one namespace"
-                    .into()
-            }
-            Error::NameTaken { as_label: false, .. } => {
-                "choose another label: a label may not be another profile's key".into()
-            }
-            Error::InvalidName { what: "app id", .. } => {
-                "pass --app ID (or RCTOKEN_APP) with 1 to 64 of A-Z a-z 0-9 _ - .".into()
-            }
-            _ => e.hint(),
-        };
         let what = match &e {
             // A long "profile name" may be a token pasted in the wrong place.
             Error::NoSuchProfile(name) if name.chars().count() > MAX_ECHO => format!(
@@ -85,11 +67,12 @@ impl From<Error> for Failure {
             ),
             _ => e.to_string(),
         };
-        Failure::new(code, what, hint)
+        Failure::new(code_of(&e), what, hint_of(&e))
     }
 }
 
-/// The exit code of a library error (see the table in `--help`).
+/// The exit code of a library error (see the table in `--help`). With
+/// [`hint_of`], the one place that maps library errors to the CLI.
 pub fn code_of(e: &Error) -> u8 {
     match e {
         Error::NoSuchProfile(_) | Error::NoActiveProfile => NO_PROFILE,
@@ -99,7 +82,11 @@ pub fn code_of(e: &Error) -> u8 {
         // WrongBackend: the keychain holding the secrets is not the one in use
         // (e.g. auto fell back to keyutils without a session bus).
         Error::KeychainUnavailable { .. } | Error::WrongBackend { .. } => KEYCHAIN,
-        Error::BadToken { .. } => BAD_INPUT,
+        Error::BadToken { .. } | Error::TooLarge { .. } => BAD_INPUT,
+        Error::InvalidName {
+            kind: NameKind::OwnerId,
+            ..
+        } => BAD_INPUT,
         Error::CorruptMetadata { .. }
         | Error::UnsupportedVersion { .. }
         | Error::UnsafeStore { .. }
@@ -113,6 +100,78 @@ pub fn code_of(e: &Error) -> u8 {
             _ => OTHER,
         },
         _ => OTHER,
+    }
+}
+
+/// One line for the user: what to do about `e`, in the CLI's terms.
+pub fn hint_of(e: &Error) -> String {
+    match e {
+        Error::KeychainUnavailable { backend, .. } => format!(
+            "unlock or start the {backend} keychain (or pick another with --backend), then retry"
+        ),
+        Error::Keychain { .. } => "retry; if it persists run `rctoken doctor`".into(),
+        Error::NoSuchProfile(_) => "run `rctoken list` to see the profiles".into(),
+        Error::NoActiveProfile => {
+            "name a profile, or make one active with `rctoken switch PROFILE`".into()
+        }
+        Error::SecretMissing { .. } => {
+            "log in again and import the new token, or run `rctoken doctor --fix` to drop the profile".into()
+        }
+        Error::WrongBackend { held_by, .. } => format!("run again with --backend {held_by}"),
+        Error::CorruptSecret { .. } => {
+            "run `rctoken doctor --fix`, then log in again for this profile".into()
+        }
+        Error::CorruptMetadata { .. } => {
+            "fix the file by hand, or run `rctoken doctor --fix` to move it aside and rebuild".into()
+        }
+        Error::UnsupportedVersion { .. } => "upgrade rctoken to read this store".into(),
+        Error::UnsafeStore { .. } => {
+            "make it yours and private (chown; chmod 700 for the directory, 600 for files; no symlink)".into()
+        }
+        Error::BadToken { .. } => "pass the token endpoint's JSON response unchanged".into(),
+        Error::TooLarge { .. } => {
+            "pass the token endpoint's JSON response unchanged; no RingCentral token is this large".into()
+        }
+        Error::InvalidName {
+            kind: NameKind::AppId,
+            ..
+        } => "pass --app ID (or RCTOKEN_APP) with 1 to 64 of A-Z a-z 0-9 _ - .".into(),
+        Error::InvalidName {
+            kind: NameKind::OwnerId,
+            ..
+        } => "name the profile with --profile NAME".into(),
+        Error::InvalidName { .. } => "use printable characters only, at most 128 of them".into(),
+        Error::NameTaken { as_label: true, .. } => {
+            "choose another label or profile name (--label, --profile): profile keys and labels share one namespace".into()
+        }
+        Error::NameTaken { as_label: false, .. } => {
+            "choose another label: a label may not be another profile's key".into()
+        }
+        Error::MissingProfileKey => "name the profile explicitly (--profile NAME)".into(),
+        Error::LoginRequired { .. } => "log in again and import the new token".into(),
+        Error::RefreshFailed { source, .. } => match source.downcast_ref::<RefresherError>() {
+            Some(r) => r.hint().to_string(),
+            None => "the stored tokens are unchanged; retry later".into(),
+        },
+        Error::LockTimeout { .. } => {
+            "retry; if it persists, look for a hung process holding the lock".into()
+        }
+        Error::Io { .. } => "check the path, its permissions and free space".into(),
+        Error::NoDataDir => "pass an explicit directory (--dir)".into(),
+        Error::ForeignStore { owner, .. } => format!(
+            "pass --app {owner} to use this store, or give this app a directory of its own with --dir"
+        ),
+        Error::KeychainFull { .. } => {
+            "remove profiles you no longer need (`rctoken logout PROFILE`), or use a keychain with more room (--backend secret-service)".into()
+        }
+        Error::NotRefreshed { source, .. } => hint_of(source),
+        Error::RefreshNotStored { .. } => {
+            "log in again and import the new token: the old refresh token no longer works, so retrying the refresh cannot help".into()
+        }
+        Error::Internal { .. } => {
+            "retry; the store is crash-safe. Please report it with the command you ran".into()
+        }
+        _ => "see `rctoken doctor`".into(),
     }
 }
 

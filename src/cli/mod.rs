@@ -36,7 +36,7 @@ fn run() -> u8 {
     // cannot be stored).
     #[cfg(feature = "failpoints")]
     if std::env::var_os("RCTOKEN_CLI_TEST_FAIL_COMMIT").is_some() {
-        rctoken::failpoint::fail_next(rctoken::failpoint::Point::MetadataRename);
+        rctoken::testing::failpoint::fail_next(rctoken::testing::failpoint::Point::MetadataRename);
     }
     let cli = match args::Cli::try_parse() {
         Ok(cli) => cli,

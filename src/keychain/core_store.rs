@@ -58,14 +58,14 @@ impl Worker {
             Ok(r) => r,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 self.abandon();
-                Err(KcError::Unavailable(format!(
+                Err(KcError::unavailable(format!(
                     "no answer within {}s (locked, waiting on a prompt, or stalled)",
                     timeout.as_secs_f64()
                 )))
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 self.abandon();
-                Err(KcError::Other("the keychain call panicked".into()))
+                Err(KcError::bug("the keychain call panicked"))
             }
         }
     }
@@ -88,9 +88,9 @@ impl Worker {
                     scrub_stack();
                 }
             })
-            .map_err(|e| KcError::Other(format!("cannot start keychain thread: {e}")))?;
+            .map_err(|e| KcError::other(format!("cannot start keychain thread: {e}")))?;
         tx.send(job)
-            .map_err(|_| KcError::Other("the keychain thread exited".into()))?;
+            .map_err(|_| KcError::other("the keychain thread exited"))?;
         *slot = Some(tx);
         Ok(())
     }
@@ -120,18 +120,22 @@ fn scrub_stack() {
 fn map_err(e: keyring_core::Error) -> KcError {
     use keyring_core::Error as E;
     match e {
-        E::NoStorageAccess(p) => KcError::Unavailable(p.to_string()),
-        E::PlatformFailure(p) => KcError::Unavailable(p.to_string()),
-        E::NoDefaultStore => KcError::Unavailable("no credential store".into()),
+        // The platform's error carries no secret bytes: keep it as the cause.
+        E::NoStorageAccess(p) => KcError::unavailable(p.to_string()).caused_by(p),
+        // A platform failure (for the Secret Service: a D-Bus or crypto
+        // error) may come after the call took effect; see the doc of
+        // `Error::KeychainUnavailable` for what that means for each operation.
+        E::PlatformFailure(p) => KcError::unavailable(p.to_string()).caused_by(p),
+        E::NoDefaultStore => KcError::unavailable("no credential store"),
         E::BadEncoding(mut bytes) => {
             bytes.zeroize();
-            KcError::Other("the stored data is not valid UTF-8".into())
+            KcError::other("the stored data is not valid UTF-8")
         }
         E::BadDataFormat(mut bytes, err) => {
             bytes.zeroize();
-            KcError::Other(format!("the stored data is malformed: {err}"))
+            KcError::other(format!("the stored data is malformed: {err}"))
         }
-        other => KcError::Other(other.to_string()),
+        other => KcError::other(other.to_string()).caused_by(Box::new(other)),
     }
 }
 
@@ -233,7 +237,7 @@ pub(crate) fn secret_service(
                 .map(|s| s as Arc<CredentialStore>)
                 .map_err(map_err)
         })
-        .map_err(KcError::into_message)?;
+        .map_err(|e| e.message)?;
     let mut kc = CoreKeychain::new(super::SECRET_SERVICE.into(), store, cfg, max_item);
     kc.worker = worker;
     Ok(Arc::new(kc))
@@ -278,5 +282,5 @@ pub(crate) fn windows(_: &OpenConfig, _: usize) -> Result<Arc<dyn Keychain>, Str
 
 #[cfg(any(target_os = "macos", target_os = "windows"))]
 fn map_err_text(e: keyring_core::Error) -> String {
-    map_err(e).into_message()
+    map_err(e).message
 }

@@ -64,10 +64,10 @@ mod imp {
     fn err(e: KeyError) -> KcError {
         match e {
             KeyError::AccessDenied | KeyError::KeyRevoked | KeyError::KeyExpired => {
-                KcError::Unavailable(format!("keyutils: {e:?}"))
+                KcError::unavailable(format!("keyutils: {e:?}"))
             }
-            KeyError::QuotaExceeded => KcError::Full(quota_message()),
-            other => KcError::Other(format!("keyutils: {other:?}")),
+            KeyError::QuotaExceeded => KcError::full(quota_message()),
+            other => KcError::other(format!("keyutils: {other:?}")),
         }
     }
 
@@ -268,7 +268,7 @@ mod imp {
                 Err(e) => return Err(err(e)),
             };
             if got != len {
-                return Err(KcError::Other("keyutils: key changed while read".into()));
+                return Err(KcError::other("keyutils: key changed while read"));
             }
             Ok(Some(buf))
         }

@@ -80,7 +80,7 @@ impl Keychain for MemoryNamespace {
     }
     fn set(&self, account: &str, data: Zeroizing<Vec<u8>>) -> Result<(), KcError> {
         if data.len() > self.max_item {
-            return Err(KcError::Other(format!(
+            return Err(KcError::other(format!(
                 "item larger than {} bytes",
                 self.max_item
             )));

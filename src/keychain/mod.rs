@@ -9,10 +9,12 @@ use zeroize::Zeroizing;
 
 use crate::error::Error;
 
+mod connection;
 mod core_store;
 mod keyutils;
 mod memory;
 
+pub(crate) use connection::{Connection, Prefetched};
 pub use memory::MemoryKeychain;
 
 /// Which keychain a store uses.
@@ -44,15 +46,15 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// Parse a backend name as the CLI spells it.
+    /// Parse a backend name as the CLI spells it (see [`Backend::NAMES`]).
     pub fn from_name(name: &str) -> Option<Backend> {
         Some(match name {
-            "auto" => Backend::Auto,
-            "secret-service" => Backend::SecretService,
-            "keyutils" => Backend::Keyutils,
-            "macos-keychain" => Backend::MacosKeychain,
-            "windows-credential-manager" => Backend::WindowsCredentialManager,
-            "memory" => Backend::Memory(MemoryKeychain::new()),
+            AUTO => Backend::Auto,
+            SECRET_SERVICE => Backend::SecretService,
+            KEYUTILS => Backend::Keyutils,
+            MACOS_KEYCHAIN => Backend::MacosKeychain,
+            WINDOWS_CREDENTIAL_MANAGER => Backend::WindowsCredentialManager,
+            MEMORY => Backend::Memory(MemoryKeychain::new()),
             _ => return None,
         })
     }
@@ -60,37 +62,121 @@ impl Backend {
     /// The name as the CLI and the metadata spell it.
     pub fn name(&self) -> &str {
         match self {
-            Backend::Auto => "auto",
+            Backend::Auto => AUTO,
             Backend::SecretService => SECRET_SERVICE,
             Backend::Keyutils => KEYUTILS,
-            Backend::MacosKeychain => "macos-keychain",
-            Backend::WindowsCredentialManager => "windows-credential-manager",
-            Backend::Memory(_) => "memory",
+            Backend::MacosKeychain => MACOS_KEYCHAIN,
+            Backend::WindowsCredentialManager => WINDOWS_CREDENTIAL_MANAGER,
+            Backend::Memory(_) => MEMORY,
             Backend::KeyringCore { name, .. } => name,
         }
     }
+
+    /// Every name [`from_name`](Self::from_name) accepts, with a one-line
+    /// description, for a command line's help.
+    pub const NAMES: &'static [BackendName] = &[
+        BackendName {
+            name: AUTO,
+            help: "macOS Keychain / Windows Credential Manager; on Linux the Secret Service if it answers, else keyutils",
+            tests_only: false,
+        },
+        BackendName {
+            name: SECRET_SERVICE,
+            help: "freedesktop Secret Service over D-Bus (GNOME Keyring, KWallet)",
+            tests_only: false,
+        },
+        BackendName {
+            name: KEYUTILS,
+            help: "Linux kernel keyutils, user keyring (cleared at reboot)",
+            tests_only: false,
+        },
+        BackendName {
+            name: MACOS_KEYCHAIN,
+            help: "macOS Keychain",
+            tests_only: false,
+        },
+        BackendName {
+            name: WINDOWS_CREDENTIAL_MANAGER,
+            help: "Windows Credential Manager",
+            tests_only: false,
+        },
+        BackendName {
+            name: MEMORY,
+            help: "In-process keychain for tests; forgotten when the process exits",
+            tests_only: true,
+        },
+    ];
 }
 
+/// A backend's name as [`Backend::from_name`] accepts it (see [`Backend::NAMES`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BackendName {
+    /// The name.
+    pub name: &'static str,
+    /// One line on what it is.
+    pub help: &'static str,
+    /// Whether it is only for tests (the in-memory keychain, which lives as
+    /// long as the process).
+    pub tests_only: bool,
+}
+
+const AUTO: &str = "auto";
+const MACOS_KEYCHAIN: &str = "macos-keychain";
+const WINDOWS_CREDENTIAL_MANAGER: &str = "windows-credential-manager";
+const MEMORY: &str = "memory";
 pub(crate) const SECRET_SERVICE: &str = "secret-service";
 pub(crate) const KEYUTILS: &str = "keyutils";
 
-/// A keychain error, already free of secret bytes.
+/// A keychain error, already free of secret bytes: what kind of failure,
+/// a message, and the platform's own error where it carries none.
 #[derive(Debug)]
-pub(crate) enum KcError {
+pub(crate) struct KcError {
+    pub kind: KcKind,
+    pub message: String,
+    pub source: Option<BoxError>,
+}
+
+/// A platform error kept as the `source()` of a keychain error.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What kind of keychain failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum KcKind {
     /// Unreachable, locked, or not answering in time.
-    Unavailable(String),
+    Unavailable,
     /// No room for the item (a quota), with figures where known.
-    Full(String),
+    Full,
     /// Any other failure.
-    Other(String),
+    Other,
+    /// A panic in the backend, caught at its boundary.
+    Bug,
 }
 
 impl KcError {
-    /// The message, whatever the kind.
-    pub(crate) fn into_message(self) -> String {
-        match self {
-            KcError::Unavailable(m) | KcError::Full(m) | KcError::Other(m) => m,
+    pub(crate) fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(KcKind::Unavailable, message)
+    }
+    pub(crate) fn full(message: impl Into<String>) -> Self {
+        Self::new(KcKind::Full, message)
+    }
+    pub(crate) fn other(message: impl Into<String>) -> Self {
+        Self::new(KcKind::Other, message)
+    }
+    pub(crate) fn bug(message: impl Into<String>) -> Self {
+        Self::new(KcKind::Bug, message)
+    }
+    fn new(kind: KcKind, message: impl Into<String>) -> Self {
+        KcError {
+            kind,
+            message: message.into(),
+            source: None,
         }
+    }
+    /// Keep `source` as the cause (only an error that carries no secret bytes).
+    pub(crate) fn caused_by(mut self, source: BoxError) -> Self {
+        self.source = Some(source);
+        self
     }
 }
 
@@ -133,7 +219,7 @@ struct Guarded(Arc<dyn Keychain>);
 
 fn guard<T>(what: &str, f: impl FnOnce() -> Result<T, KcError>) -> Result<T, KcError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
-        Err(KcError::Other(format!(
+        Err(KcError::bug(format!(
             "the keychain backend failed ({what} panicked)"
         )))
     })
@@ -211,9 +297,11 @@ fn lower_thread_priority() {}
 pub(crate) fn open(choice: &Backend, cfg: &OpenConfig) -> Result<Opened, Error> {
     let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| open_raw(choice, cfg)))
         .unwrap_or_else(|_| {
-        Err(Error::KeychainUnavailable {
-            backend: choice.name().to_string(),
-            reason: "the keychain backend failed (opening it panicked)".into(),
+        Err(Error::Internal {
+            reason: format!(
+                "the {} keychain backend failed (opening it panicked)",
+                choice.name()
+            ),
         })
     })?;
     Ok(Opened {
@@ -226,6 +314,7 @@ fn open_raw(choice: &Backend, cfg: &OpenConfig) -> Result<Opened, Error> {
     let unavailable = |backend: &str, reason: String| Error::KeychainUnavailable {
         backend: backend.to_string(),
         reason,
+        source: None,
     };
     let limit = |default: usize| {
         cfg.max_item_bytes
@@ -246,12 +335,12 @@ fn open_raw(choice: &Backend, cfg: &OpenConfig) -> Result<Opened, Error> {
         },
         Backend::MacosKeychain => Opened {
             keychain: core_store::macos(cfg, limit(usize::MAX))
-                .map_err(|e| unavailable("macos-keychain", e))?,
+                .map_err(|e| unavailable(MACOS_KEYCHAIN, e))?,
             reason: "chosen explicitly".into(),
         },
         Backend::WindowsCredentialManager => Opened {
             keychain: core_store::windows(cfg, limit(core_store::WINDOWS_MAX_BLOB))
-                .map_err(|e| unavailable("windows-credential-manager", e))?,
+                .map_err(|e| unavailable(WINDOWS_CREDENTIAL_MANAGER, e))?,
             reason: "chosen explicitly".into(),
         },
         Backend::Memory(m) => Opened {
@@ -304,5 +393,6 @@ fn open_auto(cfg: &OpenConfig) -> Result<Opened, Error> {
     Err(Error::KeychainUnavailable {
         backend: "auto".into(),
         reason: "no keychain backend exists for this platform".into(),
+        source: None,
     })
 }

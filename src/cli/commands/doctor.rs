@@ -133,7 +133,8 @@ pub fn run(ctx: &Ctx, a: DoctorArgs) -> Result<u8, Failure> {
     let store = ctx.open()?;
     // Takes the shared metadata lock and parses the metadata; no keychain.
     let listed = store.list();
-    let lock_path = store.lock_path().to_path_buf();
+    let layout = store.layout();
+    let lock_path = layout.metadata_lock();
     let lock_error = match &listed {
         Err(e @ Error::LockTimeout { .. }) => Some(e.to_string()),
         Err(e @ (Error::Io { path, .. } | Error::UnsafeStore { path, .. }))
@@ -186,9 +187,9 @@ pub fn run(ctx: &Ctx, a: DoctorArgs) -> Result<u8, Failure> {
     };
     let paths = [
         ("store dir", store.dir().to_path_buf()),
-        ("metadata file", store.metadata_path().to_path_buf()),
+        ("metadata file", layout.index()),
         ("lock file", lock_path.clone()),
-        ("profiles dir", store.profiles_dir().to_path_buf()),
+        ("profiles dir", layout.profiles_dir()),
     ];
     let mut problems: Vec<String> = ok_report
         .map(|r| r.problems.iter().map(ToString::to_string).collect())

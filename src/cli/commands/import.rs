@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 
-use rctoken::{Error, SaveOptions, TokenInfo};
+use rctoken::{Error, NameKind, SaveOptions, TokenInfo};
 
 use super::{Ctx, label_part};
 use crate::cli::args::ImportArgs;
@@ -30,13 +30,14 @@ pub fn run(ctx: &Ctx, a: ImportArgs) -> Result<u8, Failure> {
     let store = ctx.open()?;
     let info = store.save(&token, options).map_err(|e| match e {
         // A profile key taken from the token's owner_id is input, not usage.
-        Error::InvalidName { what, reason } if a.profile.is_none() && what == "profile name" => {
-            Failure::new(
-                BAD_INPUT,
-                format!("the token's owner_id is not a usable profile name: {reason}"),
-                "name the profile with --profile NAME",
-            )
-        }
+        Error::InvalidName {
+            kind: NameKind::OwnerId,
+            reason,
+        } => Failure::new(
+            BAD_INPUT,
+            format!("the token's owner_id is not a usable profile name: {reason}"),
+            "name the profile with --profile NAME",
+        ),
         other => other.into(),
     })?;
     output::print(&format!(

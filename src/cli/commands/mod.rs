@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use rctoken::{Backend, TokenStore};
 
-use super::args::{BackendArg, Cli, Command};
+use super::args::{Cli, Command};
 use super::exit::{Failure, USAGE};
 
 mod doctor;
@@ -17,7 +17,7 @@ mod token;
 /// The global options, for commands that open the store.
 pub struct Ctx {
     app: String,
-    backend: BackendArg,
+    backend: String,
     dir: Option<std::path::PathBuf>,
     lock_timeout: Duration,
     keychain_timeout: Duration,
@@ -27,10 +27,10 @@ impl Ctx {
     /// Open the store (creating its directory 0700). The keychain is not
     /// contacted until a command needs a secret.
     pub fn open(&self) -> Result<TokenStore, Failure> {
-        let backend = Backend::from_name(self.backend.name()).ok_or_else(|| {
+        let backend = Backend::from_name(&self.backend).ok_or_else(|| {
             Failure::new(
                 USAGE,
-                format!("unknown backend {}", self.backend.name()),
+                format!("unknown backend {}", self.backend),
                 "see `rctoken --help` for the backends",
             )
         })?;

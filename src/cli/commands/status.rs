@@ -25,7 +25,7 @@ fn secret_state(store: &TokenStore, info: &ProfileInfo, backend_ok: bool) -> Sec
             detail: Some("the keychain could not be reached".into()),
         };
     }
-    let (state, detail) = match store.load_opt(Some(&info.profile)) {
+    let (state, detail) = match store.load(&info.profile) {
         Ok(_) => ("present", None),
         Err(Error::SecretMissing { .. }) => ("missing", None),
         Err(e @ Error::KeychainUnavailable { .. }) => ("unavailable", Some(e.to_string())),

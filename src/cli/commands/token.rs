@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use rctoken::ProfileInfo;
 use rctoken::secrecy::ExposeSecret;
-use rctoken::{ProfileInfo, StoredToken};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
@@ -19,7 +19,7 @@ pub fn token(ctx: &Ctx, a: TokenArgs) -> Result<u8, Failure> {
     let store = ctx.open()?;
     let min = Duration::from_secs(a.min_valid);
     let stored = match &a.refresh_with {
-        None => store.load_opt(a.profile.as_deref())?,
+        None => store.load(a.profile.as_deref())?,
         Some(cmd) => {
             // Resolve first, so the refresher learns whose token it refreshes.
             let info = store.info(a.profile.as_deref())?;
@@ -29,7 +29,7 @@ pub fn token(ctx: &Ctx, a: TokenArgs) -> Result<u8, Failure> {
                 .unwrap_or_else(|| info.profile.clone());
             // The refresh lock goes to CMD's processes too, so that it stays
             // held until the last of them exits, even if rctoken dies first.
-            let refreshed = store.refresh_holding(Some(&info.profile), min, |rt, lock| {
+            let refreshed = store.refresh_holding(&info.profile, min, |rt, lock| {
                 refresher::run(cmd, &owner, rt, lock)
             });
             match refreshed {
@@ -107,17 +107,8 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> Result<u8, Failure> {
         ));
     }
     let store = ctx.open()?;
-    let StoredToken { mut token, info } = store.load_opt(a.profile.as_deref())?;
     // TTLs as seconds remaining now, so the JSON can be imported elsewhere.
-    let now = store.now();
-    let left = |at: OffsetDateTime| remaining(at, now).max(0);
-    token.expires_in = left(info.access_token_expires_at);
-    if let Some(at) = info.refresh_token_expires_at {
-        token.refresh_token_expires_in = Some(left(at));
-    }
-    if let (Some(at), Some(_)) = (info.session_expires_at, token.session_expires_in) {
-        token.session_expires_in = Some(left(at));
-    }
+    let token = store.load(a.profile.as_deref())?.token_at(store.now());
     let json = token.to_json_revealed();
     output::print_secret(&json)?;
     output::print_secret(b"\n")?;

@@ -13,101 +13,18 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
 use crate::files;
-use crate::model::TokenType;
+use crate::layout::{StoreLayout, is_profile_file_name, profile_file_name};
 
 /// The metadata format this build writes and the newest it reads.
 pub const FORMAT_VERSION: u64 = 2;
-/// The index file's name inside the store directory.
-pub(crate) const INDEX_FILE: &str = "metadata.json";
-/// The directory of per-profile files inside the store directory.
-pub(crate) const PROFILES_DIR: &str = "profiles";
 
-/// Everything non-secret about one stored profile.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct ProfileInfo {
-    /// The profile key (the `owner_id`, or the name given at save).
-    #[serde(default)]
-    pub profile: String,
-    /// Whether this is the active profile.
-    #[serde(skip)]
-    pub active: bool,
-    /// An optional user-chosen label, unique within the store. Kept in the
-    /// index, not in the profile's file (read from format-1 files only).
-    #[serde(default, skip_serializing)]
-    pub label: Option<String>,
-    /// `owner_id` as received.
-    #[serde(default)]
-    pub owner_id: Option<String>,
-    /// `endpoint_id` as received.
-    #[serde(default)]
-    pub endpoint_id: Option<String>,
-    /// `scope` as received.
-    pub scope: String,
-    /// `token_type` as received.
-    pub token_type: TokenType,
-    /// `expires_in` as received.
-    pub expires_in: i64,
-    /// `refresh_token_expires_in` as received.
-    #[serde(default)]
-    pub refresh_token_expires_in: Option<i64>,
-    /// `session_expires_in` as received.
-    #[serde(default)]
-    pub session_expires_in: Option<i64>,
-    /// `session_expiration_time` as received, verbatim.
-    #[serde(default)]
-    pub session_expiration_time: Option<String>,
-    /// `session_id` as received.
-    #[serde(default)]
-    pub session_id: Option<String>,
-    /// `session_idle_timeout` as received.
-    #[serde(default)]
-    pub session_idle_timeout: Option<i64>,
-    /// When the token was saved (the base of every `*_expires_in`).
-    #[serde(with = "time::serde::rfc3339")]
-    pub obtained_at: OffsetDateTime,
-    /// `obtained_at + expires_in`.
-    #[serde(with = "time::serde::rfc3339")]
-    pub access_token_expires_at: OffsetDateTime,
-    /// `obtained_at + refresh_token_expires_in`, if a TTL was given.
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    pub refresh_token_expires_at: Option<OffsetDateTime>,
-    /// From `session_expiration_time` when present, else `obtained_at + session_expires_in`.
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    pub session_expires_at: Option<OffsetDateTime>,
-    /// Whether a refresh token is stored.
-    pub has_refresh_token: bool,
-    /// Whether an id token is stored.
-    pub has_id_token: bool,
-    /// Whether this token is the result of [`TokenStore::refresh`]
-    /// (rather than a save): such a token is not refreshed again within
-    /// [`MIN_REFRESH_INTERVAL`] while it is still valid.
-    ///
-    /// [`TokenStore::refresh`]: crate::TokenStore::refresh
-    /// [`MIN_REFRESH_INTERVAL`]: crate::MIN_REFRESH_INTERVAL
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub refreshed: bool,
-    /// Where the secrets are.
-    pub secret: SecretRef,
-}
+mod profile;
 
-/// Where a profile's secrets live in the keychain.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct SecretRef {
-    /// The backend holding them (`secret-service`, `keyutils`, …).
-    pub backend: String,
-    /// The generation of the committed envelope: 16 hex digits.
-    pub generation: String,
-    /// How many keychain items the envelope is split across.
-    pub items: u16,
-    /// The envelope format version.
-    pub envelope_version: u8,
-}
+pub(crate) use profile::token_from;
+pub use profile::{ProfileInfo, SecretRef};
 
 /// The index: format version, active profile and labels.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,6 +58,14 @@ impl Index {
     }
 
     /// Give `key` the label `label` (or none), dropping any label it had.
+    /// Forget `key`: its label, and the active pointer if it names `key`.
+    pub(crate) fn forget(&mut self, key: &str) {
+        self.set_label(key, None);
+        if self.active.as_deref() == Some(key) {
+            self.active = None;
+        }
+    }
+
     pub(crate) fn set_label(&mut self, key: &str, label: Option<&str>) {
         self.labels.retain(|_, k| k != key);
         if let Some(l) = label {
@@ -224,28 +149,27 @@ pub(crate) struct MetaFiles {
     app_id: String,
 }
 
-/// The file name of a profile's metadata: its [stem](crate::names::stem)
-/// and `.json`. The file names its key, and a read checks it.
-pub(crate) fn profile_file_name(key: &str) -> String {
-    format!("{}.json", crate::names::stem(key))
-}
-
-/// Whether a directory entry is a profile file (not a temp or moved-aside file).
-pub(crate) fn is_profile_file_name(name: &str) -> bool {
-    !name.starts_with('.') && name.ends_with(".json")
-}
-
 impl MetaFiles {
-    pub(crate) fn new(dir: &Path, app_id: &str) -> Self {
+    pub(crate) fn new(layout: &StoreLayout, app_id: &str) -> Self {
         MetaFiles {
-            index_path: dir.join(INDEX_FILE),
-            profiles_dir: dir.join(PROFILES_DIR),
+            index_path: layout.index(),
+            profiles_dir: layout.profiles_dir(),
             app_id: app_id.to_string(),
         }
     }
 
     pub(crate) fn profile_path(&self, key: &str) -> PathBuf {
         self.profiles_dir.join(profile_file_name(key))
+    }
+
+    /// Read the index for a write (the caller holds the exclusive metadata
+    /// lock), converting a format-1 store first.
+    pub(crate) fn read_for_write(&self) -> Result<Snapshot> {
+        let snap = self.read()?;
+        if snap.is_v1() {
+            return self.convert_v1(snap);
+        }
+        Ok(snap)
     }
 
     /// Read the index; an absent index is an empty store.

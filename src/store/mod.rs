@@ -1,0 +1,618 @@
+//! [`TokenStore`]: profiles of tokens, secrets in the keychain, metadata in
+//! locked JSON files (one per profile, plus an index), and the commit
+//! protocol that keeps the two consistent: save, switch, set_label, remove
+//! and remove_all here, refresh in [`refresh`].
+//!
+//! Lock order, everywhere: a profile's refresh lock, then the metadata lock.
+//! Several refresh locks (only `remove_all`) are taken in key order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::clock::{self, Clock};
+use crate::envelope;
+use crate::error::{Error, Result};
+use crate::files;
+use crate::keychain::{Connection, Keychain, Prefetched, Quota};
+use crate::layout::StoreLayout;
+use crate::lock::{FileLock, Mode};
+use crate::metadata::{Index, MetaFiles, ProfileInfo, Snapshot, token_from};
+use crate::model::TokenInfo;
+use crate::names;
+use crate::repair::{self, Ownership, Report};
+use crate::secrets;
+
+mod options;
+mod refresh;
+
+pub use options::{
+    DEFAULT_KEYCHAIN_TIMEOUT, DEFAULT_LOCK_TIMEOUT, SaveOptions, Selector, StoreBuilder,
+};
+use refresh::Reserved;
+pub(crate) use refresh::{Begun, When};
+pub use refresh::{MIN_REFRESH_INTERVAL, RefreshLock};
+
+/// A token and everything non-secret known about it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StoredToken {
+    /// The token as saved: its TTLs are as received at `info.obtained_at`
+    /// (see [`token_at`](Self::token_at) for TTLs as of now).
+    pub token: TokenInfo,
+    /// The profile's metadata, with the instants the TTLs end.
+    pub info: ProfileInfo,
+}
+
+impl StoredToken {
+    /// The token with its TTLs (`expires_in`, `refresh_token_expires_in`,
+    /// `session_expires_in`) counted from `now` instead of from when it was
+    /// saved, never below zero: what a caller hands on (an export, another
+    /// SDK) so that the receiver sees the lifetimes that remain.
+    pub fn token_at(&self, now: OffsetDateTime) -> TokenInfo {
+        let left = |at: OffsetDateTime| clock::remaining_secs(at, now);
+        let mut token = self.token.clone();
+        token.expires_in = left(self.info.access_token_expires_at);
+        if let Some(at) = self.info.refresh_token_expires_at {
+            token.refresh_token_expires_in = Some(left(at));
+        }
+        if let (Some(at), Some(_)) = (self.info.session_expires_at, token.session_expires_in) {
+            token.session_expires_in = Some(left(at));
+        }
+        token
+    }
+}
+
+/// A token store for one application.
+///
+/// # Thread safety
+/// A `TokenStore` is `Send + Sync`: share one between threads with an
+/// [`Arc`]. It is not `Clone`; opening a second `TokenStore` on the same
+/// directory is also safe (every operation takes the store's file locks, so
+/// threads, stores and processes all serialize the same way), but costs a
+/// second keychain connection. Each call blocks its thread for at most the
+/// lock timeout plus the keychain timeout (30 s each by default), and a
+/// refresh also for as long as the refresh function runs. Async code uses
+/// the `async` feature's `AsyncTokenStore` instead of blocking a runtime
+/// worker.
+pub struct TokenStore {
+    app_id: String,
+    layout: StoreLayout,
+    meta: MetaFiles,
+    keychain: Connection,
+    clock: Arc<dyn Clock>,
+    lock_timeout: Duration,
+}
+
+impl std::fmt::Debug for TokenStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenStore")
+            .field("app_id", &self.app_id)
+            .field("dir", &self.layout.dir())
+            .field("backend", &self.keychain.requested().name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenStore {
+    /// Open the store of `app_id` in the platform's local data directory with
+    /// the automatic backend.
+    ///
+    /// # Errors
+    /// As [`StoreBuilder::open`].
+    pub fn open(app_id: &str) -> Result<TokenStore> {
+        Self::builder(app_id).open()
+    }
+
+    /// Start configuring a store for `app_id`.
+    pub fn builder(app_id: &str) -> StoreBuilder {
+        StoreBuilder::new(app_id)
+    }
+
+    /// The application id.
+    pub fn app_id(&self) -> &str {
+        &self.app_id
+    }
+    /// The store directory.
+    pub fn dir(&self) -> &std::path::Path {
+        self.layout.dir()
+    }
+    /// Where the store keeps its files (for diagnostics).
+    pub fn layout(&self) -> &StoreLayout {
+        &self.layout
+    }
+    /// The backend as requested (possibly `auto`).
+    pub fn requested_backend(&self) -> &str {
+        self.keychain.requested().name()
+    }
+    /// The current time by this store's clock.
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    /// Connect to the keychain if not yet done, and say which backend is in
+    /// use and why.
+    ///
+    /// # Errors
+    /// [`Error::KeychainUnavailable`].
+    pub fn backend(&self) -> Result<(String, String)> {
+        self.keychain
+            .with(|kc, reason| Ok((kc.name().to_string(), reason.to_string())))
+    }
+
+    /// How much of the keychain's per-user quota is in use, for backends
+    /// that have one (kernel keyutils), connecting first if needed.
+    ///
+    /// # Errors
+    /// [`Error::KeychainUnavailable`].
+    pub fn keychain_quota(&self) -> Result<Option<Quota>> {
+        self.keychain.with(|kc, _| Ok(kc.quota()))
+    }
+
+    fn lock_meta(&self, mode: Mode) -> Result<FileLock> {
+        FileLock::acquire(&self.layout.metadata_lock(), mode, self.lock_timeout)
+    }
+
+    fn lock_refresh(&self, key: &str) -> Result<FileLock> {
+        self.lock_refresh_within(key, self.lock_timeout)
+    }
+
+    fn lock_refresh_within(&self, key: &str, timeout: Duration) -> Result<FileLock> {
+        files::ensure_private_dir(&self.layout.refresh_locks_dir())?;
+        FileLock::acquire(&self.layout.refresh_lock(key), Mode::Exclusive, timeout)
+    }
+
+    /// Take the refresh lock of `key` for a refresh. If another process
+    /// holds it, this one will read the keychain next either way (the new
+    /// token, or the refresh token if the holder gave up), so the wait
+    /// overlaps a background keychain connect (see
+    /// `Connection::prefetch_while`). `None` when the lock was free or this
+    /// store is already connected.
+    fn lock_refresh_prefetching(&self, key: &str) -> Result<(FileLock, Option<Prefetched>)> {
+        match self.lock_refresh_within(key, Duration::ZERO) {
+            Ok(lock) => return Ok((lock, None)),
+            Err(Error::LockTimeout { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let (lock, prefetched) = self.keychain.prefetch_while(|| self.lock_refresh(key));
+        lock.map(|l| (l, prefetched))
+    }
+
+    /// What verify and repair work on.
+    fn repair_parts(&self) -> repair::Parts<'_> {
+        repair::Parts {
+            layout: &self.layout,
+            meta: &self.meta,
+            keychain: &self.keychain,
+            now: self.clock.now(),
+        }
+    }
+
+    /// List every profile, sorted by key. Reads only the metadata files: no
+    /// keychain access, so no prompts.
+    ///
+    /// # Errors
+    /// [`Error::CorruptMetadata`], [`Error::UnsupportedVersion`],
+    /// [`Error::UnsafeStore`], [`Error::LockTimeout`], [`Error::Io`].
+    pub fn list(&self) -> Result<Vec<ProfileInfo>> {
+        let _lock = self.lock_meta(Mode::Shared)?;
+        let snap = self.meta.read()?;
+        self.meta.all(&snap)
+    }
+
+    /// The metadata of one profile. No keychain access.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchProfile`], [`Error::NoActiveProfile`], and those of [`list`](Self::list).
+    pub fn info(&self, profile: impl Into<Selector>) -> Result<ProfileInfo> {
+        Ok(self.locked_lookup(&profile.into())?.1)
+    }
+
+    /// The key of a profile.
+    ///
+    /// # Errors
+    /// As [`info`](Self::info).
+    pub fn resolve(&self, profile: impl Into<Selector>) -> Result<String> {
+        Ok(self.info(profile)?.profile)
+    }
+
+    /// Save a token. The profile key is `options.profile` or else the token's
+    /// `owner_id`. Re-saving a profile replaces its tokens and keeps its label
+    /// unless a new one is given. The first profile of a store becomes active.
+    ///
+    /// # Errors
+    /// [`Error::MissingProfileKey`], [`Error::InvalidName`],
+    /// [`Error::NameTaken`], [`Error::TooLarge`], [`Error::KeychainFull`],
+    /// [`Error::KeychainUnavailable`], [`Error::Keychain`], and the metadata
+    /// errors of [`list`](Self::list). On error the store is unchanged.
+    pub fn save(&self, token: &TokenInfo, options: SaveOptions) -> Result<ProfileInfo> {
+        let key = match (&options.profile, &token.owner_id) {
+            (Some(k), _) => {
+                names::check_profile_key(k)?;
+                k.clone()
+            }
+            (None, Some(owner)) => {
+                names::check_name(crate::error::NameKind::OwnerId, owner)?;
+                owner.clone()
+            }
+            (None, None) => return Err(Error::MissingProfileKey),
+        };
+        if let Some(label) = &options.label {
+            names::check_label(label)?;
+        }
+        let _refresh = self.lock_refresh(&key)?;
+        self.save_locked(token, &key, options.label.as_deref(), options.switch, None)
+    }
+
+    /// The commit protocol of a save; the caller holds the profile's refresh
+    /// lock. With `reserved` (a refresh), the new generation goes into the
+    /// keychain items and the metadata file set aside before the refresh.
+    fn save_locked(
+        &self,
+        token: &TokenInfo,
+        key: &str,
+        label: Option<&str>,
+        switch: bool,
+        reserved: Option<Reserved>,
+    ) -> Result<ProfileInfo> {
+        let kc = self.keychain.get()?;
+        let now = clock::truncate(self.clock.now());
+        let generation = match &reserved {
+            Some(r) => r.keychain.generation,
+            None => fresh_generation(),
+        };
+        let gen_hex = names::generation_hex(generation);
+        let mut info = ProfileInfo::from_token(token, key, now, kc.name(), &gen_hex)?;
+        info.refreshed = reserved.is_some();
+
+        let _lock = self.lock_meta(Mode::Exclusive)?;
+        let snap = self.meta.read_for_write()?;
+        let old = self.meta.profile(&snap, key)?;
+        if old.is_none() {
+            self.check_key_free(&snap, key)?;
+        }
+        // A label naming `key` while it has no file is left over from an
+        // interrupted remove: a new profile does not inherit it.
+        info.label = match label {
+            Some(l) => Some(l.to_string()),
+            None => old.as_ref().and_then(|o| o.label.clone()),
+        };
+        if let Some(l) = &info.label {
+            self.check_label_free(&snap, key, l)?;
+        }
+        let first = old.is_none() && !self.meta.any(&snap)?;
+
+        // 1. Write the new generation's items. Nothing refers to them yet.
+        let record = self.record(&info)?;
+        let envelope = envelope::encode(
+            key,
+            generation,
+            &record,
+            &token.access_token,
+            token.refresh_token.as_ref(),
+            token.id_token.as_ref(),
+        )
+        .map_err(secrets::too_large)?;
+        let (count, reserved_file) = match reserved {
+            Some(r) => (
+                secrets::fill(kc.as_ref(), key, &r.keychain, &envelope)?,
+                Some(r.file),
+            ),
+            None => (
+                secrets::write(kc.as_ref(), key, generation, &envelope)?,
+                None,
+            ),
+        };
+        drop(envelope);
+        info.secret.items = count;
+
+        // 2. The index, if the active profile or a label changes (or it does
+        //    not yet name its app id). Written before the profile's file: a
+        //    crash in between leaves the old profile with its new label or
+        //    active flag, or, for a new profile, an index naming a profile
+        //    that does not exist yet, which readers treat as absent. Never a
+        //    torn profile.
+        let mut index = snap.index.clone();
+        index.app_id = Some(self.app_id.clone());
+        index.set_label(key, info.label.as_deref());
+        if switch || first {
+            index.active = Some(key.to_string());
+        }
+        let index_changed = index != snap.index;
+        if index_changed && let Err(e) = self.meta.write_index(&index) {
+            secrets::delete(kc.as_ref(), key, &gen_hex, count);
+            return Err(e);
+        }
+        // 3. Commit: atomically point the profile's file at the new generation.
+        let committed = match reserved_file {
+            Some(file) => self.meta.commit_profile(&info, file),
+            None => self.meta.write_profile(&info),
+        };
+        if let Err(e) = committed {
+            secrets::delete(kc.as_ref(), key, &gen_hex, count);
+            if index_changed && let Err(e) = self.meta.write_index(&snap.index) {
+                log::warn!("could not restore the metadata index: {e}");
+            }
+            return Err(e);
+        }
+        info.active = index.active.as_deref() == Some(key);
+        log::debug!("saved profile `{key}` generation {gen_hex} in {count} item(s)");
+
+        // 4. Drop the old generation. A failure leaves an orphan for `repair`.
+        if let Some(old) = old
+            && old.secret.backend == kc.name()
+        {
+            secrets::delete(kc.as_ref(), key, &old.secret.generation, old.secret.items);
+        }
+        Ok(info)
+    }
+
+    /// The record an envelope carries: the profile's metadata and which
+    /// store wrote it (see `secrets::Owner`).
+    fn record(&self, info: &ProfileInfo) -> Result<Vec<u8>> {
+        #[derive(serde::Serialize)]
+        struct Record<'a> {
+            #[serde(flatten)]
+            owner: secrets::Owner,
+            #[serde(flatten)]
+            info: &'a ProfileInfo,
+        }
+        serde_json::to_vec(&Record {
+            owner: secrets::Owner {
+                store_dir: Some(self.layout.dir().to_string_lossy().into_owned()),
+                reservation: false,
+            },
+            info,
+        })
+        .map_err(|e| Error::Internal {
+            reason: format!("the token's metadata does not serialize: {e}"),
+        })
+    }
+
+    /// Load a profile with its secrets: one metadata read and one keychain
+    /// read per item (one item unless the backend limits size).
+    ///
+    /// # Errors
+    /// [`Error::NoSuchProfile`], [`Error::NoActiveProfile`],
+    /// [`Error::SecretMissing`], [`Error::WrongBackend`],
+    /// [`Error::CorruptSecret`], [`Error::KeychainUnavailable`], and those
+    /// of [`list`](Self::list).
+    pub fn load(&self, profile: impl Into<Selector>) -> Result<StoredToken> {
+        self.load_via(&profile.into(), None)
+    }
+
+    /// [`load`](Self::load) through `kc` if given, else this store's keychain.
+    fn load_via(&self, profile: &Selector, kc: Option<Arc<dyn Keychain>>) -> Result<StoredToken> {
+        let (_lock, info) = self.locked_lookup(profile)?;
+        self.token_of(info, kc)
+    }
+
+    /// Take the shared metadata lock and look a profile up. The lock is
+    /// returned held, for a keychain read under it.
+    fn locked_lookup(&self, profile: &Selector) -> Result<(FileLock, ProfileInfo)> {
+        let lock = self.lock_meta(Mode::Shared)?;
+        let snap = self.meta.read()?;
+        Ok((lock, self.meta.lookup(&snap, profile.name())?))
+    }
+
+    /// Read a profile's secrets (through `kc` if given, else this store's
+    /// keychain) and assemble its token.
+    fn token_of(&self, info: ProfileInfo, kc: Option<Arc<dyn Keychain>>) -> Result<StoredToken> {
+        let kc = match kc {
+            Some(kc) => kc,
+            None => self.keychain.get()?,
+        };
+        let secrets = secrets::read(kc.as_ref(), &info.profile, &info.secret)
+            .map_err(|fail| secrets::read_error(kc.as_ref(), &info.profile, &info.secret, fail))?;
+        Ok(StoredToken {
+            token: token_from(&info, secrets),
+            info,
+        })
+    }
+
+    /// Make a profile the active one.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchProfile`], and the metadata errors of [`list`](Self::list).
+    pub fn switch(&self, profile: impl Into<Selector>) -> Result<ProfileInfo> {
+        let profile = profile.into();
+        let _lock = self.lock_meta(Mode::Exclusive)?;
+        let snap = self.meta.read_for_write()?;
+        let mut info = self.meta.lookup(&snap, profile.name())?;
+        let mut index = snap.index.clone();
+        index.active = Some(info.profile.clone());
+        if index != snap.index {
+            self.meta.write_index(&index)?;
+        }
+        info.active = true;
+        Ok(info)
+    }
+
+    /// Set or clear a profile's label. Labels are unique and may not equal
+    /// another profile's key.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`], [`Error::NameTaken`], [`Error::NoSuchProfile`],
+    /// metadata errors.
+    pub fn set_label(
+        &self,
+        profile: impl Into<Selector>,
+        label: Option<&str>,
+    ) -> Result<ProfileInfo> {
+        let profile = profile.into();
+        if let Some(l) = label {
+            names::check_label(l)?;
+        }
+        let _lock = self.lock_meta(Mode::Exclusive)?;
+        let snap = self.meta.read_for_write()?;
+        let mut info = self.meta.lookup(&snap, profile.name())?;
+        if let Some(l) = label {
+            self.check_label_free(&snap, &info.profile, l)?;
+        }
+        let mut index = snap.index.clone();
+        index.set_label(&info.profile, label);
+        if index != snap.index {
+            self.meta.write_index(&index)?;
+        }
+        info.label = label.map(str::to_string);
+        Ok(info)
+    }
+
+    /// Remove a profile: its secrets from the keychain first, then its
+    /// metadata. If it was active, none is active afterwards.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchProfile`], [`Error::WrongBackend`],
+    /// [`Error::KeychainUnavailable`] (nothing removed), metadata errors (the
+    /// secrets are already gone; `repair` drops the listing).
+    pub fn remove(&self, profile: impl Into<Selector>) -> Result<ProfileInfo> {
+        let key = self.resolve(profile)?;
+        let _refresh = self.lock_refresh(&key)?;
+        let _lock = self.lock_meta(Mode::Exclusive)?;
+        let snap = self.meta.read_for_write()?;
+        let info = self
+            .meta
+            .profile(&snap, &key)?
+            .ok_or_else(|| Error::NoSuchProfile(key.clone()))?;
+        let kc = self.keychain.get()?;
+        secrets::delete_all(kc.as_ref(), &info.profile, &info.secret)?;
+        // The index before the file: a crash in between leaves a profile
+        // without label or active flag, whose missing secrets `repair` drops.
+        let mut index = snap.index.clone();
+        index.forget(&key);
+        if index != snap.index {
+            self.meta.write_index(&index)?;
+        }
+        self.meta.remove_profile(&key)?;
+        log::debug!("removed profile `{key}`");
+        Ok(info)
+    }
+
+    /// Remove every profile, and every other item of this store's keychain
+    /// namespace that this store wrote (see [`verify`](Self::verify) on
+    /// items it cannot place). Returns how many profiles were removed. If any profile's
+    /// secrets are in another backend, nothing is removed
+    /// ([`Error::WrongBackend`]).
+    ///
+    /// # Errors
+    /// As [`remove`](Self::remove).
+    pub fn remove_all(&self) -> Result<usize> {
+        let keys: Vec<String> = self.list()?.into_iter().map(|p| p.profile).collect();
+        let _refresh: Vec<FileLock> = keys
+            .iter()
+            .map(|k| self.lock_refresh(k))
+            .collect::<Result<_>>()?;
+        let _lock = self.lock_meta(Mode::Exclusive)?;
+        let snap = self.meta.read_for_write()?;
+        let profiles = self.meta.all(&snap)?;
+        let kc = self.keychain.get()?;
+        // Refuse before deleting anything if some secrets live in another
+        // backend: clearing their metadata would strand them there.
+        if let Some(info) = profiles.iter().find(|p| p.secret.backend != kc.name()) {
+            return Err(secrets::wrong_backend(
+                kc.as_ref(),
+                &info.profile,
+                &info.secret,
+            ));
+        }
+        let removed = profiles.len();
+        for info in &profiles {
+            secrets::delete_all(kc.as_ref(), &info.profile, &info.secret)?;
+        }
+        // Other items of the namespace, if this store wrote them (another
+        // store of the same app id may own the rest).
+        if let Ok(Some(accounts)) = kc.list() {
+            for account in accounts {
+                if !matches!(
+                    repair::ownership(kc.as_ref(), &account, self.layout.dir()),
+                    Ownership::Ours
+                ) {
+                    continue;
+                }
+                if let Err(e) = kc.delete(&account) {
+                    log::warn!("could not delete keychain item `{account}`: {e:?}");
+                }
+            }
+        }
+        self.meta.write_index(&Index::new())?;
+        for info in &profiles {
+            self.meta.remove_profile(&info.profile)?;
+        }
+        Ok(removed)
+    }
+
+    /// Check the store: metadata parses and is safe, each profile's secret is
+    /// present and decodes, and no item of this store's namespace is orphaned.
+    /// Changes nothing.
+    ///
+    /// # Errors
+    /// [`Error::KeychainUnavailable`], [`Error::LockTimeout`]; everything else
+    /// is reported as a [`Problem`](crate::Problem).
+    pub fn verify(&self) -> Result<Report> {
+        let _lock = self.lock_meta(Mode::Shared)?;
+        self.repair_parts().check()
+    }
+
+    /// Fix what [`verify`](Self::verify) finds: delete orphaned items, drop
+    /// profiles whose secrets are missing or unreadable, drop index entries
+    /// naming missing profiles, and move a corrupt index or profile file
+    /// aside (kept as `<name>.corrupt-<time>`). A corrupt profile file is
+    /// rebuilt from its newest envelope in the keychain; a corrupt index is
+    /// replaced by one with no labels and no active profile (the only active
+    /// candidate is a single profile, which becomes active), and if there
+    /// are no profile files (a format-1 store) every profile is rebuilt from
+    /// the keychain. An index from a newer version, unsafe files and
+    /// profiles of other backends are left alone.
+    ///
+    /// # Errors
+    /// As [`verify`](Self::verify), plus I/O errors writing the metadata.
+    pub fn repair(&self) -> Result<Report> {
+        let _lock = self.lock_meta(Mode::Exclusive)?;
+        self.repair_parts().repair()
+    }
+
+    /// A new profile's key may not be another profile's label: a name
+    /// resolves to one profile, whichever came first.
+    fn check_key_free(&self, snap: &Snapshot, key: &str) -> Result<()> {
+        match snap.index.labels.get(key) {
+            Some(owner) if owner != key && self.meta.profile(snap, owner)?.is_some() => {
+                Err(Error::NameTaken {
+                    name: key.to_string(),
+                    owner: owner.clone(),
+                    as_label: true,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Labels are unique and may not equal another profile's key.
+    fn check_label_free(&self, snap: &Snapshot, key: &str, label: &str) -> Result<()> {
+        let taken = |owner: &str, as_label| Error::NameTaken {
+            name: label.to_string(),
+            owner: owner.to_string(),
+            as_label,
+        };
+        if let Some(owner) = snap.index.labels.get(label)
+            && owner != key
+            && self.meta.profile(snap, owner)?.is_some()
+        {
+            return Err(taken(owner, true));
+        }
+        if label != key && self.meta.profile(snap, label)?.is_some() {
+            return Err(taken(label, false));
+        }
+        Ok(())
+    }
+}
+
+/// A fresh, non-zero random generation.
+fn fresh_generation() -> u64 {
+    loop {
+        let g = files::random_u64();
+        if g != 0 {
+            return g;
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! How a store is opened ([`StoreBuilder`]), how a save files a token
+//! ([`SaveOptions`]), and how a call names a profile ([`Selector`]).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+use crate::files;
+use crate::keychain::{Backend, Connection, OpenConfig};
+use crate::layout::StoreLayout;
+use crate::metadata::MetaFiles;
+use crate::names;
+
+use super::TokenStore;
+
+/// Default bound on waiting for a lock.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default bound on one keychain call.
+pub const DEFAULT_KEYCHAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Which profile a call is about: the active one, or one named by its key
+/// or label. Every method that takes a profile takes `impl Into<Selector>`,
+/// so a `&str` or `String` names one, an `Option<&str>` means "this one, or
+/// else the active one", and [`Selector::Active`] says so explicitly.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Selector {
+    /// The active profile.
+    #[default]
+    Active,
+    /// The profile with this key, or else with this label.
+    Name(String),
+}
+
+impl Selector {
+    /// The name, or `None` for the active profile.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Selector::Active => None,
+            Selector::Name(n) => Some(n),
+        }
+    }
+}
+
+impl From<&str> for Selector {
+    fn from(name: &str) -> Self {
+        Selector::Name(name.to_string())
+    }
+}
+
+impl From<String> for Selector {
+    fn from(name: String) -> Self {
+        Selector::Name(name)
+    }
+}
+
+impl From<&String> for Selector {
+    fn from(name: &String) -> Self {
+        Selector::Name(name.clone())
+    }
+}
+
+impl<T: Into<Selector>> From<Option<T>> for Selector {
+    fn from(name: Option<T>) -> Self {
+        name.map_or(Selector::Active, Into::into)
+    }
+}
+
+/// How [`TokenStore::save`] files a token.
+#[derive(Clone, Debug, Default)]
+#[must_use = "options do nothing until passed to `TokenStore::save`"]
+pub struct SaveOptions {
+    pub(super) profile: Option<String>,
+    pub(super) label: Option<String>,
+    pub(super) switch: bool,
+}
+
+impl SaveOptions {
+    /// Defaults: profile key from `owner_id`, label kept, no switch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Use this profile key instead of the token's `owner_id`.
+    pub fn profile(mut self, key: impl Into<String>) -> Self {
+        self.profile = Some(key.into());
+        self
+    }
+    /// Set the profile's label (otherwise an existing label is kept).
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+    /// Make the profile active. The first profile of a store is made active regardless.
+    pub fn switch(mut self, yes: bool) -> Self {
+        self.switch = yes;
+        self
+    }
+}
+
+/// Opens a [`TokenStore`] with non-default settings.
+#[derive(Debug)]
+#[must_use = "a builder does nothing until `open` is called"]
+pub struct StoreBuilder {
+    app_id: String,
+    dir: Option<PathBuf>,
+    backend: Backend,
+    clock: Arc<dyn Clock>,
+    lock_timeout: Duration,
+    keychain_timeout: Duration,
+    max_item_bytes: Option<usize>,
+}
+
+impl StoreBuilder {
+    pub(super) fn new(app_id: &str) -> Self {
+        StoreBuilder {
+            app_id: app_id.to_string(),
+            dir: None,
+            backend: Backend::Auto,
+            clock: Arc::new(SystemClock),
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            keychain_timeout: DEFAULT_KEYCHAIN_TIMEOUT,
+            max_item_bytes: None,
+        }
+    }
+
+    /// Keep the metadata in `dir` instead of `<local data dir>/<app id>`
+    /// (`~/.local/share/<app id>` on Linux, `~/Library/Application Support/<app id>`
+    /// on macOS, `%LOCALAPPDATA%\\<app id>` on Windows).
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+    /// Use this keychain backend (default [`Backend::Auto`]).
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+    /// Use this clock instead of the system's (tests of time-dependent
+    /// behaviour; see [`testing::ManualClock`](crate::testing::ManualClock)).
+    #[cfg(feature = "testing")]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+    /// Bound on waiting for a lock (default 30 s).
+    pub fn lock_timeout(mut self, t: Duration) -> Self {
+        self.lock_timeout = t;
+        self
+    }
+    /// Bound on one keychain call (default 30 s).
+    pub fn keychain_timeout(mut self, t: Duration) -> Self {
+        self.keychain_timeout = t;
+        self
+    }
+    /// Split envelopes into items of at most this many bytes, even where the
+    /// backend allows more (backend limits still apply).
+    pub fn max_item_bytes(mut self, n: usize) -> Self {
+        self.max_item_bytes = Some(n);
+        self
+    }
+
+    /// Open the store: create the directory (0700) if needed and check that
+    /// it is safe. The keychain is not contacted until a secret is needed.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`] for a bad app id, [`Error::NoDataDir`],
+    /// [`Error::UnsafeStore`], [`Error::Io`].
+    pub fn open(self) -> Result<TokenStore> {
+        names::check_app_id(&self.app_id)?;
+        let dir = match self.dir {
+            Some(d) => d,
+            // The app id is used verbatim (ProjectDirs would lowercase it on
+            // Linux, so ids differing in case would share one metadata file
+            // while their keychain namespaces differ).
+            None => directories::BaseDirs::new()
+                .ok_or(Error::NoDataDir)?
+                .data_local_dir()
+                .join(&self.app_id),
+        };
+        // One store, one place: a relative directory would name another
+        // store from another working directory.
+        let dir = if dir.is_relative() {
+            std::env::current_dir()
+                .map_err(|e| Error::io("resolving the current directory for", &dir, e))?
+                .join(dir)
+        } else {
+            dir
+        };
+        files::ensure_private_dir(&dir)?;
+        let dir = std::fs::canonicalize(&dir).map_err(|e| Error::io("resolving", &dir, e))?;
+        let layout = StoreLayout::new(dir);
+        Ok(TokenStore {
+            meta: MetaFiles::new(&layout, &self.app_id),
+            keychain: Connection::new(
+                self.backend,
+                OpenConfig {
+                    service: format!("rctoken:{}", self.app_id),
+                    timeout: self.keychain_timeout,
+                    max_item_bytes: self.max_item_bytes,
+                },
+            ),
+            app_id: self.app_id,
+            layout,
+            clock: self.clock,
+            lock_timeout: self.lock_timeout,
+        })
+    }
+}
