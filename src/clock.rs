@@ -1,7 +1,6 @@
 //! Time: an injectable [`Clock`] so tests never sleep, and the derived
 //! absolute expiry instants of a saved token.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -23,13 +22,15 @@ impl Clock for SystemClock {
 }
 
 /// A clock that stands still until moved: for tests.
+#[cfg(feature = "testing")]
 #[derive(Debug)]
-pub struct ManualClock(Mutex<OffsetDateTime>);
+pub struct ManualClock(std::sync::Mutex<OffsetDateTime>);
 
+#[cfg(feature = "testing")]
 impl ManualClock {
     /// A clock showing `at`.
     pub fn new(at: OffsetDateTime) -> Self {
-        ManualClock(Mutex::new(at))
+        ManualClock(std::sync::Mutex::new(at))
     }
     /// Move the clock to `at`.
     pub fn set(&self, at: OffsetDateTime) {
@@ -42,6 +43,7 @@ impl ManualClock {
     }
 }
 
+#[cfg(feature = "testing")]
 impl Clock for ManualClock {
     fn now(&self) -> OffsetDateTime {
         *self.0.lock().unwrap_or_else(|p| p.into_inner())

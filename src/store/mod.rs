@@ -31,6 +31,7 @@ pub use options::{
     DEFAULT_KEYCHAIN_TIMEOUT, DEFAULT_LOCK_TIMEOUT, SaveOptions, Selector, StoreBuilder,
 };
 use refresh::Reserved;
+#[cfg(feature = "async")]
 pub(crate) use refresh::{Begun, When};
 pub use refresh::{MIN_REFRESH_INTERVAL, RefreshLock};
 
