@@ -15,12 +15,16 @@
 //! - Profiles are keyed by `owner_id` (one RingCentral extension each); one is
 //!   active; each may carry a label.
 //! - [`TokenStore::refresh`] refreshes once across processes: RingCentral
-//!   refresh tokens are single use.
+//!   refresh tokens are single use. [`TokenStore::refresh_rejected`] forces
+//!   one after a 401.
+//! - Errors say what a program can do about them ([`Error::kind`]).
+//! - Feature `async`: `AsyncTokenStore`, the same API for async code, under
+//!   any runtime.
 //! - Secrets are [`secrecy::SecretString`]s: redacted in `Debug`, never
 //!   serialized except by [`TokenInfo::to_json_revealed`], zeroized on drop.
 //!
 //! ```
-//! use rctoken::{Backend, MemoryKeychain, SaveOptions, TokenInfo, TokenStore};
+//! use rctoken::{Backend, MemoryKeychain, SaveOptions, Selector, TokenInfo, TokenStore};
 //! use secrecy::ExposeSecret;
 //!
 //! # fn main() -> Result<(), rctoken::Error> {
@@ -36,15 +40,16 @@
 //! let token = TokenInfo::from_json(json)?;
 //! store.save(&token, SaveOptions::new().label("work"))?;   // first profile: active
 //!
-//! let loaded = store.load_active()?;
+//! let loaded = store.load(Selector::Active)?;
 //! assert_eq!(loaded.token.access_token.expose_secret(), "U1BCMDFU-access");
 //! assert!(loaded.info.access_token_valid_for(store.now(), std::time::Duration::from_secs(60)));
+//! assert!(loaded.info.access_token_remaining(store.now()).as_secs() > 3500);
 //!
 //! let mut second = TokenInfo::from_json(json)?;
 //! second.owner_id = Some("11111".into());
 //! store.save(&second, SaveOptions::new())?;
 //! store.switch("11111")?;                                   // by key or label
-//! assert_eq!(store.load_active()?.info.profile, "11111");
+//! assert_eq!(store.load(Selector::Active)?.info.profile, "11111");
 //!
 //! store.remove("work")?;                                    // secrets first, then metadata
 //! assert_eq!(store.list()?.len(), 1);

@@ -43,6 +43,7 @@ impl TokenType {
 /// The three tokens are [`SecretString`]s: they are zeroized on drop, redacted
 /// in `Debug`, and reachable only through [`ExposeSecret`].
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct TokenInfo {
     /// OAuth access token to pass to subsequent API requests.
     pub access_token: SecretString,

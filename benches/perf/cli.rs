@@ -216,7 +216,7 @@ pub fn run(cfg: &Cfg) {
     }
     let b = BenchStore::new("cli", "secret-service");
     let keys = b.fill(10);
-    let expected = b.store.load_active().expect("load").token;
+    let expected = b.store.load(rctoken::Selector::Active).expect("load").token;
     let expected = expected.access_token.expose_secret().to_string();
     let (service, account) = b.item_of(&keys[0]);
     let raw = zbus_secret_service_keyring_store::Store::new().expect("connect");

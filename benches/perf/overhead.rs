@@ -69,16 +69,19 @@ fn keyutils(cfg: &Cfg) {
                 }) as Box<dyn FnMut()>,
             ),
             (
-                "store.load_active()",
+                "store.load(rctoken::Selector::Active)",
                 Box::new(|| {
-                    let t = b.store.load_active().expect("load_active");
+                    let t = b
+                        .store
+                        .load(rctoken::Selector::Active)
+                        .expect("load_active");
                     assert_eq!(t.info.profile, active);
                 }),
             ),
             (
-                "store.info(None) (metadata only)",
+                "store.info(rctoken::Selector::Active) (metadata only)",
                 Box::new(|| {
-                    b.store.info(None).expect("info");
+                    b.store.info(rctoken::Selector::Active).expect("info");
                 }),
             ),
         ],
@@ -97,7 +100,7 @@ fn keyutils(cfg: &Cfg) {
     let raw_desc = format!("rctoken-bench-raw:{}:x", b.app);
     let token = fixtures::token(&keys[1], 3600, 7);
     // What a save writes: the profile's own file.
-    let meta_bytes = std::fs::read(b.store.profile_path(&keys[1])).expect("profile file");
+    let meta_bytes = std::fs::read(b.store.layout().profile_file(&keys[1])).expect("profile file");
     let scratch = tempfile::tempdir().expect("temp");
     let mut i = 0u64;
     let saves = stats::alternate(
@@ -162,7 +165,9 @@ fn secret_service(cfg: &Cfg) {
         bytes.len()
     );
     // Warm the store's own connection.
-    b.store.load_active().expect("warm-up load");
+    b.store
+        .load(rctoken::Selector::Active)
+        .expect("warm-up load");
     let worker = Worker::new();
     let rounds = cfg.n(300, 5);
     let loads = stats::alternate(
@@ -177,9 +182,12 @@ fn secret_service(cfg: &Cfg) {
                 }) as Box<dyn FnMut()>,
             ),
             (
-                "store.load_active()",
+                "store.load(rctoken::Selector::Active)",
                 Box::new(|| {
-                    let t = b.store.load_active().expect("load_active");
+                    let t = b
+                        .store
+                        .load(rctoken::Selector::Active)
+                        .expect("load_active");
                     assert_eq!(t.info.profile, active);
                 }),
             ),
@@ -212,9 +220,9 @@ fn secret_service(cfg: &Cfg) {
                 Box::new(|| std::thread::spawn(|| ()).join().expect("thread")),
             ),
             (
-                "store.info(None) (metadata only)",
+                "store.info(rctoken::Selector::Active) (metadata only)",
                 Box::new(|| {
-                    b.store.info(None).expect("info");
+                    b.store.info(rctoken::Selector::Active).expect("info");
                 }),
             ),
         ],
@@ -231,7 +239,7 @@ fn secret_service(cfg: &Cfg) {
     let raw_service = format!("rctoken-bench-raw:{}", b.app);
     let token = fixtures::token(&keys[1], 3600, 7);
     // What a save writes: the profile's own file.
-    let meta_bytes = std::fs::read(b.store.profile_path(&keys[1])).expect("profile file");
+    let meta_bytes = std::fs::read(b.store.layout().profile_file(&keys[1])).expect("profile file");
     let scratch = tempfile::tempdir().expect("temp");
     raw.build(&raw_service, "x", None)
         .and_then(|e| e.set_secret(&bytes))

@@ -30,11 +30,11 @@ struct Row {
 fn synthesize(b: &BenchStore, n: usize, ring: &KeyRing) -> Vec<Key> {
     let first = b.store.list().expect("list")[0].profile.clone();
     let template: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(b.store.profile_path(&first)).expect("read profile file"),
+        &std::fs::read(b.store.layout().profile_file(&first)).expect("read profile file"),
     )
     .expect("json");
     let mut index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(b.store.metadata_path()).expect("read index"))
+        serde_json::from_slice(&std::fs::read(b.store.layout().index()).expect("read index"))
             .expect("json");
     let mut fillers = Vec::new();
     let mut x: u64 = 0x2545_f491_4f6c_dd1d ^ n as u64;
@@ -50,7 +50,7 @@ fn synthesize(b: &BenchStore, n: usize, ring: &KeyRing) -> Vec<Key> {
         entry["secret"]["generation"] = gen_hex.clone().into();
         let mut bytes = serde_json::to_vec_pretty(&entry).expect("serialize");
         bytes.push(b'\n');
-        std::fs::write(b.store.profile_path(&key), bytes).expect("write profile");
+        std::fs::write(b.store.layout().profile_file(&key), bytes).expect("write profile");
         if i % 10 == 0 {
             index["labels"][format!("team-{i}")] = key.clone().into();
         }
@@ -59,14 +59,14 @@ fn synthesize(b: &BenchStore, n: usize, ring: &KeyRing) -> Vec<Key> {
     }
     let mut bytes = serde_json::to_vec_pretty(&index).expect("serialize");
     bytes.push(b'\n');
-    std::fs::write(b.store.metadata_path(), bytes).expect("write index");
+    std::fs::write(b.store.layout().index(), bytes).expect("write index");
     fillers
 }
 
 /// Bytes of metadata on disk: the index and every profile file.
 fn metadata_bytes(b: &BenchStore) -> usize {
-    let index = std::fs::metadata(b.store.metadata_path()).map_or(0, |m| m.len());
-    let files: u64 = std::fs::read_dir(b.store.profiles_dir())
+    let index = std::fs::metadata(b.store.layout().index()).map_or(0, |m| m.len());
+    let files: u64 = std::fs::read_dir(b.store.layout().profiles_dir())
         .expect("profiles dir")
         .filter_map(|e| e.ok()?.metadata().ok())
         .map(|m| m.len())
@@ -81,7 +81,7 @@ fn measure(cfg: &Cfg, n: usize, ring: &KeyRing) -> Row {
     assert_eq!(b.store.list().expect("list").len(), n);
     let expected = {
         use secrecy::ExposeSecret;
-        let t = b.store.load_active().expect("load");
+        let t = b.store.load(rctoken::Selector::Active).expect("load");
         t.token.access_token.expose_secret().to_string()
     };
     let tok = TokenCmd::detect(&b, &expected);
@@ -140,13 +140,13 @@ fn measure(cfg: &Cfg, n: usize, ring: &KeyRing) -> Row {
     // Cleanup: drop the synthetic profiles (BenchStore's drop removes the
     // two real ones), then their filler keys.
     for p in profiles.iter().filter(|p| !real.contains(&p.profile)) {
-        std::fs::remove_file(b.store.profile_path(&p.profile)).expect("rm profile");
+        std::fs::remove_file(b.store.layout().profile_file(&p.profile)).expect("rm profile");
     }
     let mut index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(b.store.metadata_path()).expect("index"))
+        serde_json::from_slice(&std::fs::read(b.store.layout().index()).expect("index"))
             .expect("json");
     index["labels"] = serde_json::json!({});
-    std::fs::write(b.store.metadata_path(), index.to_string()).expect("rewrite index");
+    std::fs::write(b.store.layout().index(), index.to_string()).expect("rewrite index");
     for k in fillers {
         let _ = k.invalidate();
     }
