@@ -196,7 +196,7 @@ fn mixed_ops_child() {
                     1 => Some(me.clone()),
                     _ => Some(random_profile(&mut rng, procs)),
                 };
-                let r = store.load_opt(target.as_deref());
+                let r = store.load(target.as_deref());
                 if let Ok(t) = &r {
                     // No torn read: all three secrets from one save.
                     let got = loaded_tag(t);
@@ -259,7 +259,7 @@ fn metadata_checker(
                         ok += 1;
                         // And every profile file, read as another process
                         // would, without a lock.
-                        let dir = path.with_file_name(rctoken::PROFILES_DIR);
+                        let dir = path.with_file_name("profiles");
                         for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
                             let name = e.file_name().to_string_lossy().into_owned();
                             if name.starts_with('.') {
@@ -304,7 +304,7 @@ fn mixed(backend_name: &str, procs: usize, ops: usize) {
     let store = open(&dir, &app, backend_name);
     let go = tmp.path().join("go");
     let stop = Arc::new(AtomicBool::new(false));
-    let checker = metadata_checker(store.metadata_path().to_path_buf(), stop.clone());
+    let checker = metadata_checker(store.layout().index().to_path_buf(), stop.clone());
     let mut seed_rng = Rng::seeded();
 
     let mut children = Vec::new();
@@ -404,7 +404,7 @@ fn mixed(backend_name: &str, procs: usize, ops: usize) {
         Err(Error::NoSuchProfile(_)) => "gone".into(),
         Err(e) => panic!("victim: {e:?}"),
     };
-    match store.info(None) {
+    match store.info(rctoken::Selector::Active) {
         Ok(_) | Err(Error::NoActiveProfile) => {}
         Err(e) => panic!("active profile: {e:?}"),
     }
@@ -415,7 +415,7 @@ fn mixed(backend_name: &str, procs: usize, ops: usize) {
         .list()
         .expect("list")
         .iter()
-        .map(|p| p.secret.items as usize)
+        .map(|p| p.keychain_items() as usize)
         .sum();
     let start = Instant::now();
     while outside_count(&app, backend_name) != referenced

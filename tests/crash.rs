@@ -50,7 +50,7 @@ fn crash_writer_child() {
     // older than MIN_REFRESH_INTERVAL, so every refresh op really refreshes.
     let op_time = |n: u64| time::OffsetDateTime::UNIX_EPOCH + time::Duration::minutes(2 * n as i64);
     let mut n: u64 = env("REL_START").parse().expect("start");
-    let clock = std::sync::Arc::new(rctoken::ManualClock::new(op_time(n)));
+    let clock = std::sync::Arc::new(rctoken::testing::ManualClock::new(op_time(n)));
     let mut builder = TokenStore::builder(&env("REL_APP"))
         .dir(Path::new(&env("REL_DIR")))
         .backend(backend(&env("REL_BACKEND")))
@@ -259,7 +259,7 @@ fn check_after_kill(
             .find(|p| p.profile == PROFILE)
         {
             known.extend(
-                (0..info.secret.items).map(|i| format!("{PROFILE}.{}.{i}", info.secret.generation)),
+                (0..info.keychain_items()).map(|i| format!("{PROFILE}.{}.{i}", info.generation())),
             );
         }
         for (account, _) in keyutils_items(app) {
@@ -293,7 +293,7 @@ fn check_after_kill(
     // From outside: the keychain holds exactly the referenced items.
     let now = store.list().expect("list");
     let info = now.iter().find(|p| p.profile == PROFILE);
-    let expected = info.map_or(0, |p| p.secret.items as usize);
+    let expected = info.map_or(0, |p| p.keychain_items() as usize);
     let start = Instant::now();
     let mut seen = outside_count(app, backend_name);
     while seen != expected && start.elapsed() < Duration::from_secs(5) {
@@ -392,7 +392,7 @@ impl Victim {
     /// Temp files in the store directory and its profiles directory
     /// (metadata writes cut short).
     fn temp_files(&self) -> usize {
-        [self.dir.clone(), self.dir.join(rctoken::PROFILES_DIR)]
+        [self.dir.clone(), self.dir.join("profiles")]
             .iter()
             .filter_map(|d| std::fs::read_dir(d).ok())
             .flatten()

@@ -15,9 +15,10 @@ use std::cell::Cell;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use rctoken::failpoint::{self, Point};
+use rctoken::testing::failpoint::{self, Point};
 use rctoken::secrecy::ExposeSecret;
-use rctoken::{Error, ManualClock, Problem, SaveOptions, TokenInfo, TokenStore};
+use rctoken::testing::ManualClock;
+use rctoken::{Error, Problem, SaveOptions, TokenInfo, TokenStore};
 use reliability_common::fault_store::{self, FAULTS, Fault, FaultStore, OPS, Op};
 use reliability_common::{loaded_tag, tag_of, tagged, unique_app};
 use time::OffsetDateTime;
@@ -79,7 +80,7 @@ impl Fx {
     fn items(&self) -> usize {
         self.store
             .info(Some(P))
-            .map(|i| i.secret.items as usize)
+            .map(|i| i.keychain_items() as usize)
             .unwrap_or(0)
     }
 
@@ -110,7 +111,7 @@ impl Fx {
             .list()
             .expect("list")
             .iter()
-            .map(|p| p.secret.items as usize)
+            .map(|p| p.keychain_items() as usize)
             .sum();
         assert_eq!(
             self.kc.live_accounts().len(),
@@ -496,11 +497,11 @@ fn failed_renames_of_switch_and_label_change_nothing() {
     fx.store
         .save(&new_token(), SaveOptions::new().profile("other"))
         .expect("save other");
-    assert_eq!(fx.store.resolve(None).expect("active"), P);
+    assert_eq!(fx.store.resolve(rctoken::Selector::Active).expect("active"), P);
     failpoint::fail_next(Point::MetadataRename);
     let e = fx.store.switch("other").expect_err("rename fails");
     assert!(matches!(e, Error::Io { .. }), "{e:?}");
-    assert_eq!(fx.store.resolve(None).expect("active"), P);
+    assert_eq!(fx.store.resolve(rctoken::Selector::Active).expect("active"), P);
     failpoint::fail_next(Point::MetadataRename);
     let e = fx
         .store

@@ -23,8 +23,8 @@ fn setup(test: &str) -> (PurgeKeyutils, tempfile::TempDir, TokenStore, String, S
     let info = store
         .save(&tagged("old", 3600), SaveOptions::new().profile(P))
         .expect("save");
-    assert_eq!(info.secret.items, 1);
-    let account = format!("{P}.{}.0", info.secret.generation);
+    assert_eq!(info.keychain_items(), 1);
+    let account = format!("{P}.{}.0", info.generation());
     let id = keyutils_key_id(&app, &account).expect("the key is in /proc/keys");
     (purge, tmp, store, app, id)
 }
@@ -76,7 +76,7 @@ fn logout_and_resave_work_after_an_item_was_revoked_from_outside() {
     let info = store
         .save(&tagged("a", 3600), SaveOptions::new().profile(P))
         .expect("save");
-    let account = format!("{P}.{}.0", info.secret.generation);
+    let account = format!("{P}.{}.0", info.generation());
     keyctl(&["revoke", &keyutils_key_id(&app, &account).expect("key")]);
     store
         .save(&tagged("b", 3600), SaveOptions::new().profile(P))

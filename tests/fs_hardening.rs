@@ -167,7 +167,7 @@ fn child_creates_a_store() {
     std::fs::OpenOptions::new()
         .write(true)
         .truncate(true)
-        .open(store.metadata_path())
+        .open(store.layout().index())
         .and_then(|mut f| f.write_all(b"{ corrupt"))
         .expect("corrupts");
     // Memory keychain is empty in this process: repair starts fresh.
@@ -316,7 +316,7 @@ fn unsafe_metadata_file_is_refused_and_untouched() {
         store
             .save(&token("a", Some("1")), SaveOptions::new())
             .expect("saves");
-        let path = store.metadata_path().to_path_buf();
+        let path = store.layout().index().to_path_buf();
         set_mode(&path, m);
         let before = std::fs::read(&path).expect("reads");
         assert_refused_and_untouched(&store, &path, &before, &format!("mode {m:o}"));
@@ -347,7 +347,7 @@ fn metadata_owned_by_another_user_is_refused_and_untouched_as_root() {
     store
         .save(&token("a", Some("1")), SaveOptions::new())
         .expect("saves");
-    let path = store.metadata_path().to_path_buf();
+    let path = store.layout().index().to_path_buf();
     chown(&path, NOBODY);
     let before = std::fs::read(&path).expect("reads");
     assert_refused_and_untouched(&store, &path, &before, "owned by nobody");
@@ -369,12 +369,12 @@ fn symlinked_metadata_is_refused_and_its_target_untouched() {
     // An attacker (or a dotfiles manager) replaces metadata.json by a link
     // to another file; a valid metadata copy, so only the link is wrong.
     let target = tmp.path().join("victim.json");
-    std::fs::copy(store.metadata_path(), &target).expect("copies");
+    std::fs::copy(store.layout().index(), &target).expect("copies");
     set_mode(&target, 0o600);
     let before = std::fs::read(&target).expect("reads");
     let mtime = std::fs::metadata(&target).expect("stat").mtime_nsec();
-    std::fs::remove_file(store.metadata_path()).expect("removes");
-    std::os::unix::fs::symlink(&target, store.metadata_path()).expect("symlink");
+    std::fs::remove_file(store.layout().index()).expect("removes");
+    std::os::unix::fs::symlink(&target, store.layout().index()).expect("symlink");
 
     let e = is_unsafe(store.list(), "symlink: list");
     assert!(e.to_string().contains("symbolic link"), "{e}");
@@ -400,7 +400,7 @@ fn symlinked_metadata_is_refused_and_its_target_untouched() {
         "target not rewritten"
     );
     assert!(
-        std::fs::symlink_metadata(store.metadata_path())
+        std::fs::symlink_metadata(store.layout().index())
             .expect("still a link")
             .file_type()
             .is_symlink()
@@ -408,8 +408,8 @@ fn symlinked_metadata_is_refused_and_its_target_untouched() {
 
     // A dangling link: nothing is created at its target.
     let nowhere = tmp.path().join("created-by-nobody.json");
-    std::fs::remove_file(store.metadata_path()).expect("removes");
-    std::os::unix::fs::symlink(&nowhere, store.metadata_path()).expect("symlink");
+    std::fs::remove_file(store.layout().index()).expect("removes");
+    std::os::unix::fs::symlink(&nowhere, store.layout().index()).expect("symlink");
     is_unsafe(
         store.save(&token("b", Some("2")), SaveOptions::new()),
         "dangling symlink: save",
@@ -427,11 +427,11 @@ fn symlinked_profile_files_and_dir_are_refused_and_targets_untouched() {
         .expect("saves");
     // The profile's file replaced by a link to a valid copy of itself.
     let target = tmp.path().join("victim.json");
-    std::fs::copy(store.profile_path("1"), &target).expect("copies");
+    std::fs::copy(store.layout().profile_file("1"), &target).expect("copies");
     set_mode(&target, 0o600);
     let before = std::fs::read(&target).expect("reads");
-    std::fs::remove_file(store.profile_path("1")).expect("removes");
-    std::os::unix::fs::symlink(&target, store.profile_path("1")).expect("symlink");
+    std::fs::remove_file(store.layout().profile_file("1")).expect("removes");
+    std::os::unix::fs::symlink(&target, store.layout().profile_file("1")).expect("symlink");
     let e = is_unsafe(store.load("1"), "profile link: load");
     assert!(e.to_string().contains("symbolic link"), "{e}");
     is_unsafe(store.list(), "profile link: list");
@@ -449,17 +449,17 @@ fn symlinked_profile_files_and_dir_are_refused_and_targets_untouched() {
         before,
         "target untouched"
     );
-    std::fs::remove_file(store.profile_path("1")).expect("unlink");
-    std::fs::copy(&target, store.profile_path("1")).expect("restore");
+    std::fs::remove_file(store.layout().profile_file("1")).expect("unlink");
+    std::fs::copy(&target, store.layout().profile_file("1")).expect("restore");
 
     // The whole profiles directory replaced by a link to a copy of itself.
     let elsewhere = tmp.path().join("elsewhere");
     std::fs::create_dir(&elsewhere).expect("mkdir");
     set_mode(&elsewhere, 0o700);
-    std::fs::copy(store.profile_path("1"), elsewhere.join("1.json")).expect("copies");
+    std::fs::copy(store.layout().profile_file("1"), elsewhere.join("1.json")).expect("copies");
     let before = std::fs::read(elsewhere.join("1.json")).expect("reads");
-    std::fs::remove_dir_all(store.profiles_dir()).expect("rm");
-    std::os::unix::fs::symlink(&elsewhere, store.profiles_dir()).expect("symlink");
+    std::fs::remove_dir_all(store.layout().profiles_dir()).expect("rm");
+    std::os::unix::fs::symlink(&elsewhere, store.layout().profiles_dir()).expect("symlink");
     is_unsafe(store.list(), "dir link: list");
     is_unsafe(store.load("1"), "dir link: load");
     is_unsafe(
@@ -499,9 +499,9 @@ fn fifos_in_place_of_store_files_are_refused_without_blocking() {
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
     };
     for (what, path) in [
-        ("index", store.metadata_path().to_path_buf()),
-        ("profile file", store.profile_path("1")),
-        ("lock file", store.lock_path().to_path_buf()),
+        ("index", store.layout().index().to_path_buf()),
+        ("profile file", store.layout().profile_file("1")),
+        ("lock file", store.layout().metadata_lock().to_path_buf()),
     ] {
         let saved = std::fs::read(&path).expect("read");
         mkfifo(&path);
@@ -532,7 +532,7 @@ fn symlinked_lock_files_are_not_followed() {
     let target = tmp.path().join("lock-target");
     std::fs::write(&target, b"precious").expect("writes");
     let target_mode = mode(&target);
-    std::os::unix::fs::symlink(&target, store.lock_path()).expect("symlink");
+    std::os::unix::fs::symlink(&target, store.layout().metadata_lock()).expect("symlink");
     let e = store.list().expect_err("a symlinked lock file is refused");
     assert!(matches!(e, Error::UnsafeStore { .. }), "{e:?}");
     let e = store
@@ -543,7 +543,7 @@ fn symlinked_lock_files_are_not_followed() {
     assert_eq!(mode(&target), target_mode, "mode untouched");
 
     // The refresh-lock directory as a symlink to a directory elsewhere.
-    std::fs::remove_file(store.lock_path()).expect("removes");
+    std::fs::remove_file(store.layout().metadata_lock()).expect("removes");
     let _ = std::fs::remove_dir_all(store_dir.join("refresh-locks"));
     let elsewhere = tmp.path().join("elsewhere");
     std::fs::create_dir(&elsewhere).expect("mkdir");

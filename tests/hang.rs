@@ -163,7 +163,7 @@ fn a_secret_service_that_never_answers_times_out_with_keychain_unavailable() {
     store
         .save(&tagged("pre", 3600), SaveOptions::new().profile("pre"))
         .expect("save before the stall");
-    let before = std::fs::read(store.metadata_path()).expect("metadata");
+    let before = std::fs::read(store.layout().index()).expect("metadata");
 
     let bus = hanging_bus();
     let out = run_child(
@@ -187,7 +187,7 @@ fn a_secret_service_that_never_answers_times_out_with_keychain_unavailable() {
     assert_eq!(one(&out, "REL:INFO "), "ok");
     // The failed save changed nothing.
     assert_eq!(
-        std::fs::read(store.metadata_path()).expect("metadata"),
+        std::fs::read(store.layout().index()).expect("metadata"),
         before
     );
     assert_eq!(loaded_tag(&store.load("pre").expect("load")), "pre");

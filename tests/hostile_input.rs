@@ -295,7 +295,7 @@ fn assert_good_error(what: &str, e: &Error, word: &str) {
     assert!(matches!(e, Error::BadToken { .. }), "{what}: {e:?}");
     let msg = e.to_string();
     assert_eq!(msg.lines().count(), 1, "{what}: one line: {msg:?}");
-    assert_eq!(e.hint().lines().count(), 1, "{what}: one-line hint");
+    assert_eq!(e.kind(), rctoken::ErrorKind::BadInput, "{what}: bad input");
     assert!(msg.contains(word), "{what}: names `{word}`: {msg}");
     assert!(!msg.contains(ECHO), "{what}: echoes the value: {msg}");
     assert!(msg.len() < 200, "{what}: short: {msg}");
@@ -313,7 +313,7 @@ fn library_refuses_hostile_token_json_and_keeps_the_store() {
         .expect("opens");
     let good = TokenInfo::from_json(GOOD.as_bytes()).expect("valid");
     store.save(&good, SaveOptions::new()).expect("saves");
-    let meta = std::fs::read(store.metadata_path()).expect("metadata");
+    let meta = std::fs::read(store.layout().index()).expect("metadata");
     let items = keychain.len();
 
     for (what, input, word) in cases() {
@@ -336,7 +336,7 @@ fn library_refuses_hostile_token_json_and_keeps_the_store() {
             "{what}: Deserialize accepts what from_json refuses"
         );
         assert_eq!(
-            std::fs::read(store.metadata_path()).expect("metadata"),
+            std::fs::read(store.layout().index()).expect("metadata"),
             meta,
             "{what}: metadata changed"
         );
@@ -347,7 +347,7 @@ fn library_refuses_hostile_token_json_and_keeps_the_store() {
     assert!(matches!(e, Error::BadToken { .. }), "{e:?}");
     assert_eq!(e.to_string().lines().count(), 1);
 
-    let loaded = store.load_active().expect("still loads");
+    let loaded = store.load(rctoken::Selector::Active).expect("still loads");
     assert_eq!(loaded.token.access_token.expose_secret(), "GOODACCESS");
     assert!(store.verify().expect("verifies").is_clean());
 }
@@ -402,21 +402,21 @@ fn corrupt_metadata_is_named_and_never_overwritten() {
         .expect("opens");
     let good = TokenInfo::from_json(GOOD.as_bytes()).expect("valid");
     store.save(&good, SaveOptions::new()).expect("saves");
-    let good_meta = std::fs::read(store.metadata_path()).expect("metadata");
-    let path = store.metadata_path().to_path_buf();
+    let good_meta = std::fs::read(store.layout().index()).expect("metadata");
+    let path = store.layout().index().to_path_buf();
 
     for (what, bytes, too_new) in bad_metadata(&good_meta) {
         std::fs::write(&path, &bytes).expect("writes");
         let errors = [
             store.list().err(),
-            store.load_active().err(),
-            store.info(None).err(),
+            store.load(rctoken::Selector::Active).err(),
+            store.info(rctoken::Selector::Active).err(),
             store.save(&good, SaveOptions::new()).err(),
             store.switch("256440016").err(),
             store.set_label("256440016", Some("x")).err(),
             store.remove("256440016").err(),
             store
-                .refresh(None, std::time::Duration::MAX, |_| {
+                .refresh(rctoken::Selector::Active, std::time::Duration::MAX, |_| {
                     Ok::<_, std::io::Error>(good.clone())
                 })
                 .err(),

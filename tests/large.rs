@@ -86,8 +86,8 @@ fn save(store: &TokenStore, key: &str, seed: &str) -> rctoken::ProfileInfo {
 }
 
 fn accounts(info: &rctoken::ProfileInfo) -> Vec<String> {
-    (0..info.secret.items)
-        .map(|i| format!("{}.{}.{i}", info.profile, info.secret.generation))
+    (0..info.keychain_items())
+        .map(|i| format!("{}.{}.{i}", info.profile, info.generation()))
         .collect()
 }
 
@@ -114,7 +114,7 @@ fn damage_and_repair(
     let first = save(store, "swap", "swap-1");
     let stale = read_item(&accounts(&first)[1]);
     let second = save(store, "swap", "swap-2");
-    assert_ne!(first.secret.generation, second.secret.generation);
+    assert_ne!(first.generation(), second.generation());
     write_item(&accounts(&second)[1], &stale);
     match store.load("swap") {
         Err(Error::CorruptSecret { .. }) => {}
@@ -182,9 +182,9 @@ fn sixty_four_kib_tokens_on_keyutils_as_root() {
 
     let info = save(&store, "big", "one");
     assert!(
-        info.secret.items >= 6,
+        info.keychain_items() >= 6,
         "3 × 64 KiB need several keys: {}",
-        info.secret.items
+        info.keychain_items()
     );
     assert_round_trip(&store, "big", "one");
     // Each key, read back with keyctl, is within what KEYCTL_UPDATE takes.
@@ -205,9 +205,9 @@ fn sixty_four_kib_tokens_on_keyutils_as_root() {
 
     // Re-save: only the new generation's keys remain.
     let info2 = save(&store, "big", "two");
-    assert_ne!(info.secret.generation, info2.secret.generation);
+    assert_ne!(info.generation(), info2.generation());
     assert_round_trip(&store, "big", "two");
-    let seen: Vec<String> = keyutils_count_settles(&app, info2.secret.items as usize)
+    let seen: Vec<String> = keyutils_count_settles(&app, info2.keychain_items() as usize)
         .into_iter()
         .map(|(a, _)| a)
         .collect();
@@ -267,12 +267,12 @@ fn sixty_four_kib_tokens_on_the_secret_service_in_4_kib_items() {
 
     let info = save(&store, "big", "one");
     assert!(
-        info.secret.items >= 48,
+        info.keychain_items() >= 48,
         "3 × 64 KiB in 4 KiB items: {}",
-        info.secret.items
+        info.keychain_items()
     );
     assert_round_trip(&store, "big", "one");
-    assert_eq!(secret_service_count(&app), info.secret.items as usize);
+    assert_eq!(secret_service_count(&app), info.keychain_items() as usize);
 
     // The Secret Service's own client sees items of at most 4096 bytes.
     let ss = zbus_secret_service_keyring_store::Store::new().expect("secret service");
@@ -286,7 +286,7 @@ fn sixty_four_kib_tokens_on_the_secret_service_in_4_kib_items() {
     assert_round_trip(&store, "big", "two");
     assert_eq!(
         secret_service_count(&app),
-        info2.secret.items as usize,
+        info2.keychain_items() as usize,
         "old generation's items deleted"
     );
     let report = store.verify().expect("verify");
@@ -329,14 +329,14 @@ fn sixty_four_kib_tokens_in_2560_byte_items() {
         .open()
         .expect("open");
     let info = save(&store, "big", "one");
-    assert!(info.secret.items >= 77, "{} items", info.secret.items);
-    assert_eq!(keychain.len(), info.secret.items as usize);
+    assert!(info.keychain_items() >= 77, "{} items", info.keychain_items());
+    assert_eq!(keychain.len(), info.keychain_items() as usize);
     assert_round_trip(&store, "big", "one");
     let info2 = save(&store, "big", "two");
     assert_round_trip(&store, "big", "two");
     assert_eq!(
         keychain.len(),
-        info2.secret.items as usize,
+        info2.keychain_items() as usize,
         "old items deleted"
     );
     assert!(store.verify().expect("verify").is_clean());

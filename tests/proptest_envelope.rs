@@ -77,7 +77,7 @@ proptest! {
         t.id_token = id.as_deref().map(SecretString::from);
         let info = s.save(&t, SaveOptions::new().profile(key.clone())).expect("saves");
         let total = access.len() + refresh.as_ref().map_or(0, String::len) + id.as_ref().map_or(0, String::len);
-        prop_assert!(info.secret.items as usize >= total / 2560, "split: {} items for {total} bytes", info.secret.items);
+        prop_assert!(info.keychain_items() as usize >= total / 2560, "split: {} items for {total} bytes", info.keychain_items());
         let back = s.load(&key).expect("loads");
         prop_assert_eq!(back.token.access_token.expose_secret(), access.as_str());
         prop_assert_eq!(back.token.refresh_token.as_ref().map(|s| s.expose_secret()), refresh.as_deref());
@@ -140,8 +140,8 @@ proptest! {
         let mut t = TokenInfo::new(SecretString::from(secret.as_str()), 3600, "s");
         t.refresh_token = Some(SecretString::from("refresh"));
         let info = s.save(&t, SaveOptions::new().profile("p")).expect("saves");
-        let index = which.index(info.secret.items as usize);
-        let description = format!("rctoken:{app}:p.{}.{index}", info.secret.generation);
+        let index = which.index(info.keychain_items() as usize);
+        let description = format!("rctoken:{app}:p.{}.{index}", info.generation());
         let mut item = read_key(&description);
         match &dmg {
             Damage::Flip(flips) => {

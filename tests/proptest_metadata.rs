@@ -19,7 +19,7 @@ fn check(bytes: &[u8]) {
         .backend(Backend::Memory(MemoryKeychain::new()))
         .open()
         .expect("opens");
-    let path = store.metadata_path().to_path_buf();
+    let path = store.layout().index().to_path_buf();
     std::fs::write(&path, bytes).expect("writes");
     // A panic here fails the property (proptest catches and shrinks it).
     match store.list() {
@@ -142,10 +142,10 @@ fn check_profile(bytes: &[u8]) {
         .open()
         .expect("opens");
     let files = valid_store();
-    std::fs::write(store.metadata_path(), &files[0]).expect("index");
-    std::fs::create_dir(store.profiles_dir()).expect("profiles dir");
-    std::fs::write(store.profile_path("2"), &files[2]).expect("profile 2");
-    let path = store.profile_path("1");
+    std::fs::write(store.layout().index(), &files[0]).expect("index");
+    std::fs::create_dir(store.layout().profiles_dir()).expect("profiles dir");
+    std::fs::write(store.layout().profile_file("2"), &files[2]).expect("profile 2");
+    let path = store.layout().profile_file("1");
     std::fs::write(&path, bytes).expect("writes");
     let results = [
         store.list().map(|_| ()),
@@ -223,9 +223,9 @@ fn valid_store() -> &'static [Vec<u8>; 3] {
                 .expect("saves");
         }
         let files = [
-            std::fs::read(store.metadata_path()).expect("reads"),
-            std::fs::read(store.profile_path("1")).expect("reads"),
-            std::fs::read(store.profile_path("2")).expect("reads"),
+            std::fs::read(store.layout().index()).expect("reads"),
+            std::fs::read(store.layout().profile_file("1")).expect("reads"),
+            std::fs::read(store.layout().profile_file("2")).expect("reads"),
         ];
         drop(tmp);
         files
@@ -314,8 +314,8 @@ fn the_valid_seed_profile_file_loads() {
         .backend(Backend::Memory(MemoryKeychain::new()))
         .open()
         .expect("opens");
-    std::fs::create_dir(store.profiles_dir()).expect("dir");
-    std::fs::write(store.profile_path("1"), b"{").expect("write");
+    std::fs::create_dir(store.layout().profiles_dir()).expect("dir");
+    std::fs::write(store.layout().profile_file("1"), b"{").expect("write");
     assert!(matches!(store.list(), Err(Error::CorruptMetadata { .. })));
 }
 

@@ -17,9 +17,8 @@ use std::sync::{Mutex, Once};
 use std::time::Duration;
 
 use keyring_core::api::CredentialStoreApi;
-use rctoken::{
-    Backend, Error, ManualClock, MemoryKeychain, SaveOptions, StoreBuilder, TokenInfo, TokenStore,
-};
+use rctoken::testing::ManualClock;
+use rctoken::{Backend, Error, MemoryKeychain, SaveOptions, StoreBuilder, TokenInfo, TokenStore};
 use secrecy::{ExposeSecret, SecretString};
 
 const ACCESS: &str = "NOWHEREACCESS7f3a9c";
@@ -69,7 +68,7 @@ fn assert_clean_bytes(what: &str, bytes: &[u8]) {
 
 /// Every text an error yields: Display, hint, Debug, and each source.
 fn error_text(e: &Error) -> String {
-    let mut s = format!("{e}\n{}\n{e:?}\n{e:#?}", e.hint());
+    let mut s = format!("{e}\n{:?}\n{e:?}\n{e:#?}", e.kind());
     let mut src = std::error::Error::source(e);
     while let Some(inner) = src {
         s.push_str(&format!("\ncaused by: {inner} / {inner:?}"));
@@ -189,7 +188,7 @@ fn exercise(dir: &Path, name: &str, backend: Backend) -> Vec<(String, String)> {
     note("SaveOptions Debug", format!("{options:?}"));
     let info = store.save(&t, options).expect("saves");
     note("ProfileInfo Debug", format!("{info:?} {info:#?}"));
-    note("SecretRef Debug", format!("{:?}", info.secret));
+    note("ProfileInfo generation", info.generation().to_string());
 
     // A second profile and a re-save (new generation, old items deleted).
     let mut other = t.clone();
@@ -205,7 +204,7 @@ fn exercise(dir: &Path, name: &str, backend: Backend) -> Vec<(String, String)> {
     note("list Debug", format!("{:?}", store.list().expect("lists")));
     note(
         "info Debug",
-        format!("{:?}", store.info(None).expect("info")),
+        format!("{:?}", store.info(rctoken::Selector::Active).expect("info")),
     );
     store.switch("home").expect("switches");
     store.set_label("home", Some("house")).expect("labels");
@@ -275,8 +274,8 @@ fn exercise(dir: &Path, name: &str, backend: Backend) -> Vec<(String, String)> {
     }
 
     // Corrupt metadata: the error, verify, then repair moves it aside.
-    let good = std::fs::read(store.metadata_path()).expect("metadata");
-    std::fs::write(store.metadata_path(), &good[..good.len() / 2]).expect("truncates");
+    let good = std::fs::read(store.layout().index()).expect("metadata");
+    std::fs::write(store.layout().index(), &good[..good.len() / 2]).expect("truncates");
     note(
         "CorruptMetadata",
         error_text(&store.load("work").expect_err("corrupt")),
@@ -340,7 +339,7 @@ fn no_secret_in_files_logs_debug_or_errors() {
 #[cfg(feature = "failpoints")]
 #[test]
 fn no_secret_after_a_failed_metadata_rename() {
-    use rctoken::failpoint::{self, Point};
+    use rctoken::testing::failpoint::{self, Point};
     let _serial = saves_serial();
     capture_logs();
     for (name, backend) in backends() {
@@ -460,7 +459,7 @@ fn corrupt_keychain_items_are_reported_without_content() {
         "rctoken:{}:{}.{}.0",
         store.app_id(),
         info.profile,
-        info.secret.generation
+        info.generation()
     );
     let ring =
         linux_keyutils::KeyRing::from_special_id(linux_keyutils::KeyRingIdentifier::User, false)
@@ -469,7 +468,7 @@ fn corrupt_keychain_items_are_reported_without_content() {
     garbage.extend_from_slice(&[0xff; 12]);
     garbage.extend_from_slice(format!("{ACCESS}{REFRESH}").as_bytes());
     ring.add_key(&description, &garbage).expect("overwrites");
-    let e = store.load_active().expect_err("corrupt item");
+    let e = store.load(rctoken::Selector::Active).expect_err("corrupt item");
     assert!(matches!(e, Error::CorruptSecret { .. }), "{e:?}");
     assert_clean("keyutils CorruptSecret", &error_text(&e));
     let report = store.verify().expect("verifies");
@@ -489,7 +488,7 @@ fn corrupt_keychain_items_are_reported_without_content() {
     let entry = ss
         .build(
             &format!("rctoken:{}", store.app_id()),
-            &format!("{}.{}.0", info.profile, info.secret.generation),
+            &format!("{}.{}.0", info.profile, info.generation()),
             None,
         )
         .expect("entry");
@@ -497,7 +496,7 @@ fn corrupt_keychain_items_are_reported_without_content() {
     garbage.extend_from_slice(b"\xff\xfe");
     garbage.extend_from_slice(REFRESH.as_bytes());
     entry.set_secret(&garbage).expect("overwrites");
-    let e = store.load_active().expect_err("corrupt item");
+    let e = store.load(rctoken::Selector::Active).expect_err("corrupt item");
     assert_clean("secret-service CorruptSecret", &error_text(&e));
     let report = store.verify().expect("verifies");
     assert!(!report.is_clean());
@@ -528,7 +527,7 @@ fn metadata_errors_never_echo_file_content() {
         token_json(ACCESS, REFRESH),
     ];
     for (i, text) in cases.iter().enumerate() {
-        std::fs::write(store.metadata_path(), text).expect("writes");
+        std::fs::write(store.layout().index(), text).expect("writes");
         let e = store.list().expect_err("corrupt metadata");
         assert!(
             matches!(e, Error::CorruptMetadata { .. }),

@@ -24,7 +24,7 @@ backend_tests! {
         let v = tokens::full_json("256440016", &s);
         let saved = t.store.save(&tokens::parse(&v), SaveOptions::new()).expect("save");
         assert_eq!(saved.profile, "256440016");
-        assert_eq!(saved.secret.backend, t.kind.name());
+        assert_eq!(saved.secrets_backend(), t.kind.name());
         // Through a fresh store object, as another run of the program would.
         let loaded = t.reopen().load("256440016").expect("load");
         assert_eq!(tokens::wire(&loaded.token), v, "load gives back exactly what was saved");
@@ -112,14 +112,14 @@ backend_tests! {
     }
 
     fn first_profile_becomes_active_later_ones_do_not(t) {
-        assert!(matches!(t.store.load_active(), Err(Error::NoActiveProfile)));
+        assert!(matches!(t.store.load(rctoken::Selector::Active), Err(Error::NoActiveProfile)));
         t.store.save(&tokens::full("100").0, SaveOptions::new()).expect("save 100");
         t.store.save(&tokens::full("200").0, SaveOptions::new()).expect("save 200");
-        assert_eq!(t.store.load_active().expect("active").info.profile, "100");
+        assert_eq!(t.store.load(rctoken::Selector::Active).expect("active").info.profile, "100");
         t.store.save(&tokens::full("200").0, SaveOptions::new()).expect("re-save 200");
-        assert_eq!(t.store.resolve(None).expect("active"), "100");
+        assert_eq!(t.store.resolve(rctoken::Selector::Active).expect("active"), "100");
         t.store.save(&tokens::full("300").0, SaveOptions::new().switch(true)).expect("300");
-        assert_eq!(t.store.resolve(None).expect("active"), "300");
+        assert_eq!(t.store.resolve(rctoken::Selector::Active).expect("active"), "300");
         let list = t.store.list().expect("list");
         let keys: Vec<_> = list.iter().map(|p| (p.profile.as_str(), p.active)).collect();
         assert_eq!(keys, [("100", false), ("200", false), ("300", true)]);
@@ -134,9 +134,9 @@ backend_tests! {
         let p = t.store.switch("home").expect("switch by label");
         assert_eq!(p.profile, "222");
         assert!(p.active);
-        assert_eq!(tokens::access(&t.store.load_active().expect("load").token), sb.access);
+        assert_eq!(tokens::access(&t.store.load(rctoken::Selector::Active).expect("load").token), sb.access);
         t.store.switch("111").expect("switch by key");
-        assert_eq!(tokens::access(&t.reopen().load_active().expect("load").token), sa.access);
+        assert_eq!(tokens::access(&t.reopen().load(rctoken::Selector::Active).expect("load").token), sa.access);
         assert_eq!(tokens::access(&t.store.load("home").expect("by label").token), sb.access);
         let before = t.meta_bytes();
         assert!(matches!(t.store.switch("nobody"), Err(Error::NoSuchProfile(ref k)) if k == "nobody"));
@@ -181,7 +181,7 @@ backend_tests! {
         t.clock.advance(secs(60));
         let second = t.store.save(&a2, SaveOptions::new()).expect("re-save");
         assert_eq!(second.label.as_deref(), Some("main"), "label kept");
-        assert_ne!(second.secret.generation, first.secret.generation);
+        assert_ne!(second.generation(), first.generation());
         assert_eq!(second.obtained_at, t0() + secs(60));
         let loaded = t.store.load("main").expect("load");
         assert_eq!(tokens::access(&loaded.token), s2.access);
@@ -195,11 +195,11 @@ backend_tests! {
 
     fn old_generation_is_deleted_and_one_item_per_profile(t) {
         let g1 = t.store.save(&tokens::full("600").0, SaveOptions::new()).expect("save");
-        let acc1 = format!("600.{}.0", g1.secret.generation);
-        assert_eq!(g1.secret.items, 1, "a normal token is one item");
+        let acc1 = format!("600.{}.0", g1.generation());
+        assert_eq!(g1.keychain_items(), 1, "a normal token is one item");
         assert_eq!(t.accounts(), vec![acc1.clone()]);
         let g2 = t.store.save(&tokens::full("600").0, SaveOptions::new()).expect("re-save");
-        let acc2 = format!("600.{}.0", g2.secret.generation);
+        let acc2 = format!("600.{}.0", g2.generation());
         assert_eq!(t.accounts(), vec![acc2], "old generation deleted");
         t.store.save(&tokens::full("601").0, SaveOptions::new()).expect("save 601");
         assert_eq!(t.accounts().len(), 2, "one item per profile");
@@ -214,8 +214,8 @@ backend_tests! {
         t.store.save(&tokens::full("2").0, SaveOptions::new()).expect("2");
         let removed = t.store.remove("one").expect("remove by label");
         assert_eq!(removed.profile, "1");
-        assert!(matches!(t.store.load_active(), Err(Error::NoActiveProfile)));
-        assert!(matches!(t.store.info(None), Err(Error::NoActiveProfile)));
+        assert!(matches!(t.store.load(rctoken::Selector::Active), Err(Error::NoActiveProfile)));
+        assert!(matches!(t.store.info(rctoken::Selector::Active), Err(Error::NoActiveProfile)));
         assert_eq!(t.meta_json()["active"], serde_json::Value::Null);
         let list = t.store.list().expect("list");
         assert_eq!(list.len(), 1);
@@ -230,7 +230,7 @@ backend_tests! {
         let (b, _) = tokens::full("2");
         t.store.save(&b, SaveOptions::new()).expect("2");
         t.store.remove("2").expect("remove");
-        assert_eq!(t.store.resolve(None).expect("active"), "1");
+        assert_eq!(t.store.resolve(rctoken::Selector::Active).expect("active"), "1");
         assert_eq!(t.accounts().len(), 1);
         assert!(t.store.verify().expect("verify").is_clean());
     }
@@ -242,19 +242,19 @@ backend_tests! {
         // An item of this store that no profile owns (its profile file was
         // lost) goes too; another store's of the same app id stays.
         let ghost = t.store.save(&tokens::full("ghost").0, SaveOptions::new()).expect("ghost");
-        std::fs::remove_file(t.store.profile_path("ghost")).expect("lose ghost's file");
+        std::fs::remove_file(t.store.layout().profile_file("ghost")).expect("lose ghost's file");
         let other = t.elsewhere("other");
         let kept = other.save(&tokens::full("kept").0, SaveOptions::new()).expect("kept");
         assert_eq!(t.accounts().len(), 5);
         assert_eq!(t.store.remove_all().expect("remove_all"), 3);
         assert!(t.store.list().expect("list").is_empty());
-        assert!(!t.accounts().iter().any(|a| a.starts_with(&format!("ghost.{}", ghost.secret.generation))));
+        assert!(!t.accounts().iter().any(|a| a.starts_with(&format!("ghost.{}", ghost.generation()))));
         assert_eq!(t.accounts().len(), 1, "only the other store's item is left");
         assert!(other.load("kept").is_ok(), "another store's profile is never touched");
         assert_eq!(other.remove_all().expect("other remove_all"), 1);
         let _ = kept;
         assert_eq!(t.accounts(), Vec::<String>::new());
-        assert!(matches!(t.store.load_active(), Err(Error::NoActiveProfile)));
+        assert!(matches!(t.store.load(rctoken::Selector::Active), Err(Error::NoActiveProfile)));
         assert_eq!(t.store.remove_all().expect("again"), 0);
     }
 

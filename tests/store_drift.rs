@@ -14,7 +14,7 @@ use common::tokens;
 use rctoken::{Error, Problem, SaveOptions};
 
 fn item0(info: &rctoken::ProfileInfo) -> String {
-    format!("{}.{}.0", info.profile, info.secret.generation)
+    format!("{}.{}.0", info.profile, info.generation())
 }
 
 backend_tests! {
@@ -40,7 +40,7 @@ backend_tests! {
         assert!(report.fixed[0].contains("`1`"), "{:?}", report.fixed);
         let keys: Vec<_> = t.store.list().expect("list").into_iter().map(|p| p.profile).collect();
         assert_eq!(keys, ["2"]);
-        assert!(matches!(t.store.load_active(), Err(Error::NoActiveProfile)), "was active");
+        assert!(matches!(t.store.load(rctoken::Selector::Active), Err(Error::NoActiveProfile)), "was active");
         assert_eq!(tokens::access(&t.store.load("2").expect("load").token), sb.access);
         assert!(t.store.verify().expect("verify").is_clean());
     }
@@ -50,7 +50,7 @@ backend_tests! {
         t.store.save(&a, SaveOptions::new()).expect("1");
         // An item this store wrote that its metadata no longer lists.
         let ghost = t.store.save(&tokens::full("ghost").0, SaveOptions::new()).expect("ghost");
-        std::fs::remove_file(t.store.profile_path("ghost")).expect("lose ghost's file");
+        std::fs::remove_file(t.store.layout().profile_file("ghost")).expect("lose ghost's file");
         let account = item0(&ghost);
         // Another store of the same app (another directory) owns items this
         // store's metadata does not list: not orphans, never touched.
@@ -107,7 +107,7 @@ backend_tests! {
             expect.label = None;
             assert_eq!(new, &expect, "profile {} kept", old.profile);
         }
-        assert!(matches!(t.store.load_active(), Err(Error::NoActiveProfile)), "none active");
+        assert!(matches!(t.store.load(rctoken::Selector::Active), Err(Error::NoActiveProfile)), "none active");
         assert_eq!(tokens::wire(&t.store.load("222").expect("load").token), tokens::wire(&b));
         assert!(t.store.verify().expect("verify").is_clean());
     }
@@ -119,7 +119,7 @@ backend_tests! {
         t.clock.advance(Duration::from_secs(10));
         t.store.save(&c, SaveOptions::new().profile("sandbox/1")).expect("c");
         let infos = t.store.list().expect("list");
-        let path = t.store.profile_path("sandbox/1");
+        let path = t.store.layout().profile_file("sandbox/1");
         let garbage = b"{\"profile\": \"sandbox/1\", \"scope\": tr".to_vec();
         std::fs::write(&path, &garbage).expect("corrupt");
         assert!(matches!(t.store.list(), Err(Error::CorruptMetadata { path: p, .. }) if p == path));
@@ -154,7 +154,7 @@ backend_tests! {
         let infos = t.store.list().expect("list");
         // A format-1 store keeps every profile in metadata.json: no profile
         // files. Damage it: only the envelopes remain.
-        std::fs::remove_dir_all(t.store.profiles_dir()).expect("rm profiles");
+        std::fs::remove_dir_all(t.store.layout().profiles_dir()).expect("rm profiles");
         let garbage = b"{\"format_version\": 1, \"profiles\": {\"111\": tr".to_vec();
         std::fs::write(t.meta_path(), &garbage).expect("corrupt");
         let report = t.store.repair().expect("repair");
@@ -183,7 +183,7 @@ backend_tests! {
         m["active"] = serde_json::json!("9");
         m["labels"]["nine"] = serde_json::json!("9");
         std::fs::write(t.meta_path(), m.to_string()).expect("write");
-        assert!(matches!(t.store.load_active(), Err(Error::NoActiveProfile)), "ignored");
+        assert!(matches!(t.store.load(rctoken::Selector::Active), Err(Error::NoActiveProfile)), "ignored");
         assert!(matches!(t.store.load("nine"), Err(Error::NoSuchProfile(_))), "ignored");
         assert_eq!(t.store.info(Some("one")).expect("label").profile, "1");
         let report = t.store.verify().expect("verify");
@@ -217,7 +217,7 @@ backend_tests! {
         assert!(report.is_clean(), "{:?}", report.problems);
         let l = t.store.load("1").expect("load");
         assert_eq!(tokens::wire(&l.token), tokens::wire(&new));
-        assert_eq!(l.info.secret.generation, info.secret.generation);
+        assert_eq!(l.info.generation(), info.generation());
         assert_eq!(t.accounts(), vec![item0(&info)], "the older save was deleted");
     }
 
@@ -311,7 +311,7 @@ real_backend_tests! {
             *b = b' ';
         }
         raw.set(&item0(&info), &item);
-        std::fs::write(t.store.profile_path("1"), b"").expect("empty profile file");
+        std::fs::write(t.store.layout().profile_file("1"), b"").expect("empty profile file");
         let report = t.store.repair().expect("repair");
         assert!(report.fixed.iter().any(|f| f.contains("rebuilt 1 profile")), "{:?}", report.fixed);
         let l = t.store.load("1").expect("the profile is kept");
@@ -441,7 +441,7 @@ real_backend_tests! {
         // belong to another store of this app id: reported, never deleted.
         let strays = ["1.00000000000000ff.0", "junk"];
         // An extra item of this store's own generation: an orphan.
-        let orphan = format!("1.{}.1", info.secret.generation);
+        let orphan = format!("1.{}.1", info.generation());
         for s in strays.iter().copied().chain([orphan.as_str()]) {
             raw.set(s, b"stray bytes");
         }
@@ -474,15 +474,15 @@ real_backend_tests! {
         let small = t.builder().dir(t.dir()).max_item_bytes(64).open().expect("open");
         let (a, sa) = tokens::full("1");
         let info = small.save(&a, SaveOptions::new()).expect("save split");
-        assert!(info.secret.items > 5, "split into {} items", info.secret.items);
+        assert!(info.keychain_items() > 5, "split into {} items", info.keychain_items());
         let raw = t.raw();
-        assert_eq!(raw.accounts_of("1").len(), info.secret.items as usize);
+        assert_eq!(raw.accounts_of("1").len(), info.keychain_items() as usize);
         for item in raw.accounts_of("1") {
             assert!(raw.get(&item).expect("item").len() <= 64);
         }
         // Any store reads it back, whatever its own limit.
         assert_eq!(tokens::access(&t.store.load("1").expect("load").token), sa.access);
-        let middle = format!("1.{}.3", info.secret.generation);
+        let middle = format!("1.{}.3", info.generation());
         assert!(raw.delete(&middle));
         assert!(matches!(t.store.load("1"), Err(Error::SecretMissing { .. })));
         let report = t.store.repair().expect("repair");

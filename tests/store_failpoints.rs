@@ -14,7 +14,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Ctx, tokens};
-use rctoken::failpoint::{self, Point};
+use rctoken::testing::failpoint::{self, Point};
 use rctoken::{Error, Problem, SaveOptions};
 
 /// Start from a disarmed failpoint (a failed test may have left one armed).
@@ -76,7 +76,7 @@ backend_tests! {
         let mut calls = 0;
         let (next, _) = tokens::full("1");
         let e = t.store
-            .refresh(None, Duration::from_secs(60), |_| {
+            .refresh(rctoken::Selector::Active, Duration::from_secs(60), |_| {
                 calls += 1;
                 Ok::<_, String>(next.clone())
             })
@@ -106,7 +106,7 @@ backend_tests! {
         failpoint::fail_next(Point::MetadataRename);
         assert!(rename_failed(&t.store.set_label("2", Some("l")).expect_err("label fails")));
         assert_eq!(state(t), before);
-        assert_eq!(t.store.resolve(None).expect("active"), "1");
+        assert_eq!(t.store.resolve(rctoken::Selector::Active).expect("active"), "1");
         no_temp_files(t);
     }
 

@@ -33,11 +33,11 @@ fn every_operation(t: &Ctx, new_profile: bool) -> Vec<(&'static str, Error)> {
     };
     let mut ops = vec![
         ("list", s.list().map(|_| ()).expect_err("list")),
-        ("info", s.info(None).map(|_| ()).expect_err("info")),
+        ("info", s.info(rctoken::Selector::Active).map(|_| ()).expect_err("info")),
         ("load", s.load("1").map(|_| ()).expect_err("load")),
         (
             "load_active",
-            s.load_active().map(|_| ()).expect_err("load_active"),
+            s.load(rctoken::Selector::Active).map(|_| ()).expect_err("load_active"),
         ),
         (
             "save",
@@ -82,7 +82,7 @@ fn check_unreadable(t: &Ctx, bad: &[u8], expect: fn(&Error) -> bool) {
 /// Replace profile "1"'s file with `bad`: every operation on profile "1"
 /// fails as `expect` says and changes nothing; other profiles still work.
 fn check_unreadable_profile(t: &Ctx, bad: &[u8], expect: fn(&Error) -> bool) {
-    check_unreadable_at(t, &t.store.profile_path("1"), bad, expect, false);
+    check_unreadable_at(t, &t.store.layout().profile_file("1"), bad, expect, false);
 }
 
 fn check_unreadable_at(
@@ -100,7 +100,7 @@ fn check_unreadable_at(
     for (op, e) in every_operation(t, new_profile) {
         assert!(expect(&e), "{op}: unexpected error {e:?}");
         assert!(e.to_string().contains(&path), "{op}: path not named: {e}");
-        assert!(!e.hint().is_empty());
+        assert_eq!(e.kind(), rctoken::ErrorKind::FixStore, "{op}: {e}");
         assert!(t.meta_bytes() == before, "{op} changed the metadata");
     }
     assert_eq!(t.accounts(), accounts, "refused writes left keychain items");
@@ -129,7 +129,7 @@ backend_tests! {
         t.clock.advance(Duration::from_secs(7200));
         let (d, sd) = tokens::full("256440016");
         t.store
-            .refresh(None, Duration::from_secs(60), |_| Ok::<_, String>(d))
+            .refresh(rctoken::Selector::Active, Duration::from_secs(60), |_| Ok::<_, String>(d))
             .expect("refresh");
         keep(sd);
         t.store.remove("second").expect("remove");
@@ -137,11 +137,11 @@ backend_tests! {
         let dir = t.dir();
         assert_eq!(mode(&dir), 0o700, "store directory");
         assert_eq!(mode(&t.meta_path()), 0o600, "metadata file");
-        assert_eq!(mode(t.store.lock_path()), 0o600, "lock file");
-        assert!(t.store.lock_path().is_file());
-        let rl = dir.join(rctoken::REFRESH_LOCK_DIR);
+        assert_eq!(mode(&t.store.layout().metadata_lock()), 0o600, "lock file");
+        assert!(t.store.layout().metadata_lock().is_file());
+        let rl = dir.join("refresh-locks");
         assert_eq!(mode(&rl), 0o700, "refresh lock directory");
-        assert_eq!(mode(t.store.profiles_dir()), 0o700, "profiles directory");
+        assert_eq!(mode(&t.store.layout().profiles_dir()), 0o700, "profiles directory");
         for f in common::files_under(&dir) {
             assert_eq!(mode(&f), 0o600, "{}", f.display());
             let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
@@ -163,8 +163,8 @@ backend_tests! {
         assert_eq!(m["app_id"], t.app.as_str(), "the store names its app id");
         assert_eq!(m.as_object().expect("object").len(), 4, "the index holds no profile: {m}");
         assert_eq!(
-            t.store.profile_path("256440016"),
-            t.store.profiles_dir().join("256440016.json")
+            t.store.layout().profile_file("256440016"),
+            t.store.layout().profiles_dir().join("256440016.json")
         );
         let p = &t.profile_json("256440016");
         assert_eq!(p["profile"], "256440016");
@@ -178,17 +178,17 @@ backend_tests! {
         assert_eq!(p["access_token_expires_at"], "2025-06-01T13:00:00Z");
         assert_eq!(p["has_refresh_token"], true);
         assert_eq!(p["secret"]["backend"], t.kind.name());
-        assert_eq!(p["secret"]["generation"], info.secret.generation.as_str());
+        assert_eq!(p["secret"]["generation"], info.generation());
         assert_eq!(p["secret"]["items"], 1);
         assert_eq!(p["secret"]["envelope_version"], rctoken::ENVELOPE_VERSION);
-        let g = info.secret.generation;
+        let g = info.generation();
         assert!(g.len() == 16 && g.bytes().all(|b| b.is_ascii_hexdigit()), "{g}");
         for field in ["access_token", "refresh_token", "id_token"] {
             assert!(p.get(field).is_none(), "{field} must not be in the metadata");
         }
         let text = String::from_utf8(t.index_bytes()).expect("UTF-8");
         assert!(text.ends_with('\n'));
-        let text = std::fs::read_to_string(t.store.profile_path("256440016")).expect("UTF-8");
+        let text = std::fs::read_to_string(t.store.layout().profile_file("256440016")).expect("UTF-8");
         assert!(text.ends_with('\n'));
     }
 
@@ -197,7 +197,7 @@ backend_tests! {
         let key = "\u{20AC}".repeat(128);
         let (a, _) = tokens::full("1");
         t.store.save(&a, SaveOptions::new().profile(&key)).expect("save");
-        let path = t.store.profile_path(&key);
+        let path = t.store.layout().profile_file(&key);
         let name = path.file_name().and_then(|n| n.to_str()).expect("name").to_string();
         assert!(name.starts_with('~') && name.len() == 1 + 64 + 5, "{name}");
         assert!(path.is_file());
@@ -205,18 +205,18 @@ backend_tests! {
         assert_eq!(t.store.list().expect("list")[0].profile, key);
         // A file renamed to another profile's name is refused, not misread.
         t.store.save(&tokens::full("2").0, SaveOptions::new()).expect("save 2");
-        let good = std::fs::read(t.store.profile_path("2")).expect("read");
-        std::fs::copy(&path, t.store.profile_path("2")).expect("copy");
+        let good = std::fs::read(t.store.layout().profile_file("2")).expect("read");
+        std::fs::copy(&path, t.store.layout().profile_file("2")).expect("copy");
         assert!(matches!(t.store.load("2"), Err(Error::CorruptMetadata { .. })));
         assert!(matches!(t.store.list(), Err(Error::CorruptMetadata { .. })));
-        std::fs::write(t.store.profile_path("2"), good).expect("restore");
+        std::fs::write(t.store.layout().profile_file("2"), good).expect("restore");
         assert_eq!(t.store.list().expect("list").len(), 2);
     }
 
     fn corrupt_profile_file_is_reported_and_untouched(t) {
         t.store.save(&tokens::full("1").0, SaveOptions::new().label("l")).expect("save");
         t.store.save(&tokens::full("2").0, SaveOptions::new()).expect("save");
-        let good = std::fs::read(t.store.profile_path("1")).expect("read");
+        let good = std::fs::read(t.store.layout().profile_file("1")).expect("read");
         for cut in [0, 1, good.len() / 2, good.len() - 3] {
             check_unreadable_profile(t, &good[..cut], corrupt);
         }
@@ -238,10 +238,10 @@ backend_tests! {
             check_unreadable_profile(t, v.to_string().as_bytes(), corrupt);
         }
         // While "1" is corrupt, the other profiles work.
-        std::fs::write(t.store.profile_path("1"), b"{").expect("corrupt");
+        std::fs::write(t.store.layout().profile_file("1"), b"{").expect("corrupt");
         assert_eq!(t.store.load("2").expect("load 2").info.profile, "2");
         t.store.save(&tokens::full("3").0, SaveOptions::new()).expect("save 3");
-        std::fs::write(t.store.profile_path("1"), good).expect("restore");
+        std::fs::write(t.store.layout().profile_file("1"), good).expect("restore");
         assert_eq!(t.store.list().expect("list").len(), 3);
     }
 
@@ -261,7 +261,7 @@ backend_tests! {
             profiles.insert(key.to_string(), p);
         }
         let v1 = serde_json::json!({"format_version": 1, "active": "1", "profiles": profiles});
-        std::fs::remove_dir_all(t.store.profiles_dir()).expect("rm profiles");
+        std::fs::remove_dir_all(t.store.layout().profiles_dir()).expect("rm profiles");
         std::fs::write(t.meta_path(), v1.to_string()).expect("write v1");
         let before = t.meta_bytes();
         assert_eq!(t.store.list().expect("list v1"), infos);
@@ -271,7 +271,7 @@ backend_tests! {
         t.store.switch("2").expect("switch converts");
         assert_eq!(t.meta_json()["format_version"], 2);
         assert_eq!(t.meta_json()["labels"], serde_json::json!({"work": "1"}));
-        assert!(t.store.profile_path("1").is_file() && t.store.profile_path("2").is_file());
+        assert!(t.store.layout().profile_file("1").is_file() && t.store.layout().profile_file("2").is_file());
         let mut expect = infos.clone();
         expect[0].active = false;
         expect[1].active = true;

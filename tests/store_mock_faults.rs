@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use common::faulty::{Fault, FaultyStore, Op};
 use common::{Raw, tokens};
-use rctoken::{Backend, Error, ManualClock, Problem, SaveOptions, TokenStore};
+use rctoken::testing::ManualClock;
+use rctoken::{Backend, Error, Problem, SaveOptions, TokenStore};
 
 struct Mock {
     _tmp: tempfile::TempDir,
@@ -57,7 +58,7 @@ impl Mock {
     }
 
     fn meta(&self) -> Vec<u8> {
-        std::fs::read(self.store.metadata_path()).unwrap_or_default()
+        std::fs::read(self.store.layout().index()).unwrap_or_default()
     }
 
     /// Everything observable about the store's state.
@@ -90,7 +91,7 @@ fn failed_keychain_write_leaves_the_store_unchanged() {
             .save(&tokens::full("1").0, SaveOptions::new().label("new"))
             .expect_err("save fails");
         assert!(is(&e), "{fault:?}: {e:?}");
-        assert!(!e.hint().is_empty());
+        assert_eq!(e.kind(), rctoken::ErrorKind::RetryLater, "{e}");
         assert_eq!(m.state(), before, "store unchanged");
         let l = m.store.load("1").expect("old token loads");
         assert_eq!(tokens::access(&l.token), s.access);
@@ -110,12 +111,12 @@ fn failed_first_save_leaves_nothing() {
     assert!(unavailable(&e), "{e:?}");
     assert!(m.store.list().expect("list").is_empty());
     assert_eq!(m.raw().accounts(), Vec::<String>::new());
-    assert!(matches!(m.store.load_active(), Err(Error::NoActiveProfile)));
+    assert!(matches!(m.store.load(rctoken::Selector::Active), Err(Error::NoActiveProfile)));
     // The next save works and becomes active.
     m.store
         .save(&tokens::full("1").0, SaveOptions::new())
         .expect("save");
-    assert_eq!(m.store.resolve(None).expect("active"), "1");
+    assert_eq!(m.store.resolve(rctoken::Selector::Active).expect("active"), "1");
 }
 
 #[test]
@@ -123,7 +124,7 @@ fn failure_midway_through_a_split_save_deletes_the_written_parts() {
     let m = Mock::with("split_save_failure", Some(80));
     let (tok, s) = tokens::full("1");
     let info = m.store.save(&tok, SaveOptions::new()).expect("save");
-    assert!(info.secret.items > 4, "{} items", info.secret.items);
+    assert!(info.keychain_items() > 4, "{} items", info.keychain_items());
     let before = m.state();
     m.faulty.control.fail(Op::Set, 3, 1, Fault::Failure);
     let e = m
@@ -155,7 +156,7 @@ fn failed_delete_of_the_old_generation_leaves_an_orphan_for_repair() {
         tokens::access(&m.store.load("1").expect("load").token),
         s.access
     );
-    let orphan = format!("1.{}.0", old.secret.generation);
+    let orphan = format!("1.{}.0", old.generation());
     let report = m.store.verify().expect("verify");
     assert_eq!(
         report.problems,
@@ -167,7 +168,7 @@ fn failed_delete_of_the_old_generation_leaves_an_orphan_for_repair() {
     assert!(report.is_clean(), "{:?}", report.problems);
     assert_eq!(
         m.raw().accounts(),
-        vec![format!("1.{}.0", new.secret.generation)]
+        vec![format!("1.{}.0", new.generation())]
     );
 }
 
@@ -182,7 +183,7 @@ fn failed_remove_removes_nothing() {
     assert!(unavailable(&e), "{e:?}");
     assert_eq!(m.state(), before);
     assert_eq!(
-        tokens::access(&m.store.load_active().expect("still active").token),
+        tokens::access(&m.store.load(rctoken::Selector::Active).expect("still active").token),
         s.access
     );
     m.store.remove("1").expect("retry works");
@@ -219,7 +220,7 @@ fn failed_keychain_read_is_an_error_and_changes_nothing() {
     ));
     m.faulty.control.fail_next(Op::Get, Fault::Failure);
     assert!(failure(
-        &m.store.load_active().map(|_| ()).expect_err("load fails")
+        &m.store.load(rctoken::Selector::Active).map(|_| ()).expect_err("load fails")
     ));
     assert_eq!(m.state(), before);
     assert_eq!(
@@ -242,7 +243,7 @@ fn a_keychain_that_fails_before_a_refresh_keeps_the_refresh_token_unspent() {
     let mut calls = 0;
     let e = m
         .store
-        .refresh(None, Duration::from_secs(60), |_| {
+        .refresh(rctoken::Selector::Active, Duration::from_secs(60), |_| {
             calls += 1;
             Ok::<_, String>(tokens::full("1").0)
         })
@@ -268,7 +269,7 @@ fn failed_refresh_read_does_not_call_the_function() {
     m.faulty.control.fail_next(Op::Get, Fault::Unavailable);
     let e = m
         .store
-        .refresh(None, Duration::from_secs(60), |_| -> Result<_, String> {
+        .refresh(rctoken::Selector::Active, Duration::from_secs(60), |_| -> Result<_, String> {
             panic!("must not be called")
         })
         .expect_err("fails");
@@ -285,7 +286,7 @@ fn verify_and_repair_report_keychain_failures() {
     m.store
         .save(&tokens::full("ghost").0, SaveOptions::new())
         .expect("save ghost");
-    std::fs::remove_file(m.store.profile_path("ghost")).expect("lose ghost's file");
+    std::fs::remove_file(m.store.layout().profile_file("ghost")).expect("lose ghost's file");
     m.faulty.control.fail_next(Op::Search, Fault::Unavailable);
     assert!(unavailable(&m.store.verify().expect_err("verify fails")));
     m.faulty.control.fail_next(Op::Get, Fault::Failure);
@@ -319,7 +320,7 @@ fn metadata_operations_never_call_the_keychain() {
     m.faulty.control.reset_calls();
     for s in [&m.store, &fresh] {
         assert_eq!(s.list().expect("list").len(), 2);
-        assert_eq!(s.info(None).expect("info").profile, "1");
+        assert_eq!(s.info(rctoken::Selector::Active).expect("info").profile, "1");
         assert_eq!(s.resolve(Some("a")).expect("resolve"), "1");
         s.switch("2").expect("switch");
         s.set_label("2", Some("b")).expect("label");

@@ -363,7 +363,7 @@ fn scenario(backend: Backend, label: &'static str, max_item: Option<usize>) -> V
         .save(&token, SaveOptions::new().label("work"))
         .expect("saves");
     if let Some(n) = max_item {
-        let items = store.info(None).expect("info").secret.items;
+        let items = store.info(rctoken::Selector::Active).expect("info").keychain_items();
         assert!(items > 1, "{n}-byte items: split into {items}");
     }
 
@@ -395,7 +395,7 @@ fn scenario(backend: Backend, label: &'static str, max_item: Option<usize>) -> V
     drop(refreshed);
 
     phase("export");
-    let loaded = store.load_active().expect("loads");
+    let loaded = store.load(rctoken::Selector::Active).expect("loads");
     let out = loaded.token.to_json_revealed();
     assert!(find_marker(&out) == Some(0));
     drop(out);
@@ -404,7 +404,7 @@ fn scenario(backend: Backend, label: &'static str, max_item: Option<usize>) -> V
     phase("repair");
     // A corrupt metadata file: repair moves it aside and rebuilds it from the
     // envelopes, decoding every secret once more.
-    std::fs::write(store.metadata_path(), b"{ not json").expect("corrupts");
+    std::fs::write(store.layout().index(), b"{ not json").expect("corrupts");
     let fixed = store.repair().expect("repairs");
     assert!(fixed.is_clean(), "{:?}", fixed.problems);
     assert_eq!(store.list().expect("lists").len(), 1);
