@@ -72,7 +72,7 @@ pub fn profile_json(p: &ProfileInfo) -> Value {
         "obtained_at": rfc3339(p.obtained_at),
         "has_refresh_token": p.has_refresh_token,
         "has_id_token": p.has_id_token,
-        "secrets_backend": p.secret.backend,
+        "secrets_backend": p.secrets_backend(),
     })
 }
 

@@ -24,7 +24,8 @@ pub const FORMAT_VERSION: u64 = 2;
 mod profile;
 
 pub(crate) use profile::token_from;
-pub use profile::{ProfileInfo, SecretRef};
+pub(crate) use profile::SecretRef;
+pub use profile::ProfileInfo;
 
 /// The index: format version, active profile and labels.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

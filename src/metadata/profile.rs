@@ -77,14 +77,14 @@ pub struct ProfileInfo {
     /// [`MIN_REFRESH_INTERVAL`]: crate::MIN_REFRESH_INTERVAL
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub refreshed: bool,
-    /// Where the secrets are.
-    pub secret: SecretRef,
+    /// Where the secrets are (see [`secrets_backend`](Self::secrets_backend),
+    /// [`generation`](Self::generation)).
+    pub(crate) secret: SecretRef,
 }
 
 /// Where a profile's secrets live in the keychain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct SecretRef {
+pub(crate) struct SecretRef {
     /// The backend holding them (`secret-service`, `keyutils`, …).
     pub backend: String,
     /// The generation of the committed envelope: 16 hex digits.
@@ -199,6 +199,25 @@ impl ProfileInfo {
             refreshed: false,
             secret,
         }
+    }
+
+    /// The backend holding the profile's secrets (`secret-service`,
+    /// `keyutils`, …): the one a store must be opened with to read them.
+    pub fn secrets_backend(&self) -> &str {
+        &self.secret.backend
+    }
+
+    /// An opaque id of the save (or refresh) the stored token comes from:
+    /// it changes with every save and refresh, so a caller can tell whether
+    /// the token it holds is still the stored one.
+    pub fn generation(&self) -> &str {
+        &self.secret.generation
+    }
+
+    /// How many keychain items hold the secrets (more than one where the
+    /// backend limits an item's size), for diagnostics.
+    pub fn keychain_items(&self) -> u16 {
+        self.secret.items
     }
 
     /// Is the access token valid for at least `min` more at `now`?

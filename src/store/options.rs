@@ -49,6 +49,12 @@ impl From<&str> for Selector {
     }
 }
 
+impl From<&&str> for Selector {
+    fn from(name: &&str) -> Self {
+        Selector::Name((*name).to_string())
+    }
+}
+
 impl From<String> for Selector {
     fn from(name: String) -> Self {
         Selector::Name(name)

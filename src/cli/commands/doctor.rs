@@ -239,7 +239,7 @@ pub fn run(ctx: &Ctx, a: DoctorArgs) -> Result<u8, Failure> {
             },
             "profiles": profiles.iter().map(|p| json!({
                 "profile": p.profile,
-                "secrets_backend": p.secret.backend,
+                "secrets_backend": p.secrets_backend(),
                 "secret": secret_state(ok_report, p),
             })).collect::<Vec<_>>(),
             "orphan_scan": ok_report.map(|r| r.orphan_scan),
@@ -297,7 +297,7 @@ pub fn run(ctx: &Ctx, a: DoctorArgs) -> Result<u8, Failure> {
             let state = secret_state(ok_report, p);
             line(
                 "profile",
-                &format!("{}: secret {state} ({})", p.profile, p.secret.backend),
+                &format!("{}: secret {state} ({})", p.profile, p.secrets_backend()),
             );
         }
         if let Some(r) = ok_report {

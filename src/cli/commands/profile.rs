@@ -34,7 +34,7 @@ pub fn logout(ctx: &Ctx, a: LogoutArgs) -> Result<u8, Failure> {
         "logged out profile {}{}; deleted its secrets from {}\n",
         info.profile,
         label_part(info.label.as_deref()),
-        info.secret.backend
+        info.secrets_backend()
     ))?;
     Ok(OK)
 }

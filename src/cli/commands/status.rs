@@ -119,7 +119,7 @@ pub fn run(ctx: &Ctx, a: StatusArgs) -> Result<u8, Failure> {
             "id token",
             if info.has_id_token { "stored" } else { "none" }.into(),
         ),
-        ("secrets held by", info.secret.backend.clone()),
+        ("secrets held by", info.secrets_backend().to_string()),
         (
             "backend in use",
             match &backend {
