@@ -165,7 +165,12 @@ pub(crate) fn is_generation(g: &str) -> bool {
 /// The keychain account of item `index` of generation `generation` of a profile:
 /// `<stem>.<generation>.<index>`.
 pub(crate) fn item_account(key: &str, generation: &str, index: u16) -> String {
-    format!("{}.{generation}.{index}", stem(key))
+    stem_account(&stem(key), generation, index)
+}
+
+/// [`item_account`] from a profile's stem.
+pub(crate) fn stem_account(stem: &str, generation: &str, index: u16) -> String {
+    format!("{stem}.{generation}.{index}")
 }
 
 /// Parse an account made by [`item_account`]: (stem, generation, index).

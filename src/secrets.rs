@@ -125,7 +125,7 @@ pub(crate) fn read_generation(
         .map_err(|_| ReadFail::Malformed("bad generation in metadata".into()))?;
     let mut items = Vec::with_capacity(usize::from(count));
     for index in 0..count {
-        match kc.get(&account(stem, generation, index)) {
+        match kc.get(&names::stem_account(stem, generation, index)) {
             Ok(Some(item)) => items.push(item),
             Ok(None) => return Err(ReadFail::Missing),
             Err(e) => return Err(ReadFail::Keychain(e)),
@@ -140,10 +140,6 @@ pub(crate) fn read_generation(
         ));
     }
     Ok(decoded)
-}
-
-fn account(stem: &str, generation: &str, index: u16) -> String {
-    format!("{stem}.{generation}.{index}")
 }
 
 /// Write `envelope` as generation `generation` of `key`, split into items.
@@ -169,7 +165,7 @@ fn undo_write(kc: &dyn Keychain, key: &str, gen_hex: &str, failed: u16, e: &KcEr
     let stem = names::stem(key);
     let keep_first = e.kind == KcKind::Unavailable && failed > 0;
     for index in (u16::from(keep_first)..=failed).rev() {
-        let account = account(&stem, gen_hex, index);
+        let account = names::stem_account(&stem, gen_hex, index);
         if let Err(e) = kc.delete(&account) {
             log::warn!("could not delete keychain item `{account}`: {e:?}");
             return;
@@ -206,7 +202,7 @@ pub(crate) fn delete(kc: &dyn Keychain, key: &str, generation: &str, count: u16)
 /// [`delete`] by stem.
 pub(crate) fn delete_stem(kc: &dyn Keychain, stem: &str, generation: &str, count: u16) {
     for index in (0..count).rev() {
-        let account = account(stem, generation, index);
+        let account = names::stem_account(stem, generation, index);
         if let Err(e) = kc.delete(&account) {
             log::warn!("could not delete keychain item `{account}`: {e:?}");
             return;
@@ -244,7 +240,7 @@ pub(crate) struct Owner {
 /// whole record; [`read_generation`] gives the whole record.)
 pub(crate) fn owner_of(kc: &dyn Keychain, item: &str) -> Option<Owner> {
     let (stem, generation, _) = names::parse_account(item)?;
-    let first = kc.get(&account(&stem, &generation, 0)).ok()??;
+    let first = kc.get(&names::stem_account(&stem, &generation, 0)).ok()??;
     let gen_num = u64::from_str_radix(&generation, 16).ok()?;
     let count = envelope::item_header_count(&first)?;
     let payload = envelope::item_payload(&first, gen_num, 0, count).ok()?;
@@ -344,7 +340,7 @@ pub(crate) fn fill(
             // Placeholders beyond the failed item, then what was written.
             let stem = names::stem(key);
             for above in (index + 1..count.max(res.items)).rev() {
-                if kc.delete(&account(&stem, &gen_hex, above)).is_err() {
+                if kc.delete(&names::stem_account(&stem, &gen_hex, above)).is_err() {
                     return Err(kc_error(kc, e));
                 }
             }
