@@ -247,6 +247,27 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// The sealed store's key file cannot be read or holds no key. Fix the
+    /// file (32 random bytes in base64, see `docs/cli.md`) or point
+    /// `RCTOKEN_KEY_FILE` at the right one; nothing was changed.
+    #[error("key file {} {reason}", path.display())]
+    BadKeyFile {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong with it (never its content).
+        reason: String,
+    },
+    /// The profile's secrets were sealed under a key the sealed store no
+    /// longer has (keyutils is emptied at reboot), or under another key
+    /// file's key. Log in again and save the new token (or configure the
+    /// key they were sealed with); `repair` drops such profiles.
+    #[error("the secrets of profile `{profile}` cannot be unsealed: {reason}")]
+    SealingKeyLost {
+        /// The profile key.
+        profile: String,
+        /// Which key is missing.
+        reason: String,
+    },
     /// A bug: a keychain backend panicked (caught at the keychain boundary)
     /// or an invariant of this crate did not hold. The store is crash-safe,
     /// so nothing is torn; retry, and report it.
@@ -267,6 +288,7 @@ impl Error {
             | Error::RefreshFailed { .. } => ErrorKind::RetryLater,
             Error::LoginRequired { .. }
             | Error::SecretMissing { .. }
+            | Error::SealingKeyLost { .. }
             | Error::RefreshNotStored { .. } => ErrorKind::LoginAgain,
             Error::NoSuchProfile(_)
             | Error::NoActiveProfile
@@ -283,6 +305,7 @@ impl Error {
             | Error::Io { .. }
             | Error::NoDataDir
             | Error::ForeignStore { .. }
+            | Error::BadKeyFile { .. }
             | Error::KeychainFull { .. } => ErrorKind::FixStore,
             Error::NotRefreshed { source, .. } => source.kind(),
             Error::Internal { .. } => ErrorKind::Bug,

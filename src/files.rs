@@ -127,10 +127,45 @@ pub(crate) fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>> {
     Ok(Some(buf))
 }
 
+/// Read a whole file if it exists and is at most `max` bytes, refusing
+/// unsafe ones. `None` if absent.
+pub(crate) fn read_bounded(path: &Path, max: usize) -> Result<Option<Vec<u8>>> {
+    let Some(file) = open_checked(path, private_options().read(true))? else {
+        return Ok(None);
+    };
+    let mut buf = Vec::new();
+    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+    file.take(limit)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::io("reading", path, e))?;
+    if buf.len() > max {
+        return Err(Error::io(
+            "reading",
+            path,
+            std::io::Error::other(format!("larger than {max} bytes")),
+        ));
+    }
+    Ok(Some(buf))
+}
+
 /// Atomically and durably replace `path` with `bytes`: a 0600 temp file in the
 /// same directory, written, fsynced, renamed over `path`, then the directory
 /// fsynced. The temp file is removed if anything fails.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_at(path, bytes, Some(crate::failpoint::Point::MetadataRename))
+}
+
+/// [`write_atomic`] for a file other than metadata (a sealed item), which
+/// the metadata failpoint does not stop.
+pub(crate) fn write_atomic_unchecked(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_at(path, bytes, None)
+}
+
+fn write_atomic_at(
+    path: &Path,
+    bytes: &[u8],
+    point: Option<crate::failpoint::Point>,
+) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     check_safe_if_exists(path, false)?;
     let name = path
@@ -151,8 +186,9 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         f.write_all(bytes)
             .map_err(|e| Error::io("writing", &tmp, e))?;
         f.sync_all().map_err(|e| Error::io("syncing", &tmp, e))?;
-        crate::failpoint::check(crate::failpoint::Point::MetadataRename)
-            .map_err(|e| Error::io("renaming", &tmp, e))?;
+        if let Some(point) = point {
+            crate::failpoint::check(point).map_err(|e| Error::io("renaming", &tmp, e))?;
+        }
         std::fs::rename(&tmp, path).map_err(|e| Error::io("renaming", &tmp, e))?;
         sync_dir(dir);
         Ok(())

@@ -82,7 +82,7 @@ pub mod testing;
 pub use asynchronous::AsyncTokenStore;
 pub use envelope::ENVELOPE_VERSION;
 pub use error::{Error, ErrorKind, NameKind, Result};
-pub use keychain::{Backend, BackendName, MemoryKeychain, Quota};
+pub use keychain::{Backend, BackendName, KeySource, MemoryKeychain, Quota};
 pub use layout::StoreLayout;
 pub use metadata::{FORMAT_VERSION, ProfileInfo};
 pub use model::{MAX_TTL_SECS, TokenInfo, TokenType};

@@ -269,7 +269,7 @@ impl Parts<'_> {
                     found: format!("keychain item has version {v}"),
                     newer: v > ENVELOPE_VERSION,
                 }),
-                Err(ReadFail::Malformed(reason)) => {
+                Err(ReadFail::Malformed(reason) | ReadFail::KeyLost(reason)) => {
                     report.problems.push(Problem::SecretUnreadable {
                         profile: info.profile.clone(),
                         reason,

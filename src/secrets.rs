@@ -19,6 +19,8 @@ pub(crate) enum ReadFail {
     Missing,
     Version(u8),
     Malformed(String),
+    /// Sealed under a key the store no longer has.
+    KeyLost(String),
     Keychain(KcError),
 }
 
@@ -55,6 +57,13 @@ pub(crate) fn kc_error(kc: &dyn Keychain, e: KcError) -> Error {
             reason,
             source,
         },
+        // Outside a read (which reports them per profile), an unreadable
+        // item is the keychain failing.
+        KcKind::Corrupt | KcKind::KeyLost => Error::Keychain {
+            backend,
+            reason,
+            source,
+        },
         KcKind::Bug => Error::Internal {
             reason: format!("{backend}: {reason}"),
         },
@@ -79,6 +88,10 @@ pub(crate) fn read_error(
             reason: envelope::EnvelopeError::Version(v).to_string(),
         },
         ReadFail::Malformed(reason) => Error::CorruptSecret {
+            profile: key.to_string(),
+            reason,
+        },
+        ReadFail::KeyLost(reason) => Error::SealingKeyLost {
             profile: key.to_string(),
             reason,
         },
@@ -128,6 +141,8 @@ pub(crate) fn read_generation(
         match kc.get(&names::stem_account(stem, generation, index)) {
             Ok(Some(item)) => items.push(item),
             Ok(None) => return Err(ReadFail::Missing),
+            Err(e) if e.kind == KcKind::Corrupt => return Err(ReadFail::Malformed(e.message)),
+            Err(e) if e.kind == KcKind::KeyLost => return Err(ReadFail::KeyLost(e.message)),
             Err(e) => return Err(ReadFail::Keychain(e)),
         }
     }
@@ -340,7 +355,10 @@ pub(crate) fn fill(
             // Placeholders beyond the failed item, then what was written.
             let stem = names::stem(key);
             for above in (index + 1..count.max(res.items)).rev() {
-                if kc.delete(&names::stem_account(&stem, &gen_hex, above)).is_err() {
+                if kc
+                    .delete(&names::stem_account(&stem, &gen_hex, above))
+                    .is_err()
+                {
                     return Err(kc_error(kc, e));
                 }
             }

@@ -78,7 +78,9 @@ pub fn code_of(e: &Error) -> u8 {
         Error::NoSuchProfile(_) | Error::NoActiveProfile => NO_PROFILE,
         // A listed profile whose secrets are gone (keyutils after a reboot)
         // needs the same action as an expired refresh token: log in again.
-        Error::LoginRequired { .. } | Error::SecretMissing { .. } => NOT_VALID,
+        Error::LoginRequired { .. }
+        | Error::SecretMissing { .. }
+        | Error::SealingKeyLost { .. } => NOT_VALID,
         // WrongBackend: the keychain holding the secrets is not the one in use
         // (e.g. auto fell back to keyutils without a session bus).
         Error::KeychainUnavailable { .. } | Error::WrongBackend { .. } => KEYCHAIN,
@@ -91,6 +93,7 @@ pub fn code_of(e: &Error) -> u8 {
         | Error::UnsupportedVersion { .. }
         | Error::UnsafeStore { .. }
         | Error::ForeignStore { .. }
+        | Error::BadKeyFile { .. }
         | Error::CorruptSecret { .. } => STORE,
         Error::NotRefreshed { source, .. } => code_of(source),
         Error::RefreshNotStored { .. } => NOT_STORED,
@@ -167,6 +170,12 @@ pub fn hint_of(e: &Error) -> String {
         Error::NotRefreshed { source, .. } => hint_of(source),
         Error::RefreshNotStored { .. } => {
             "log in again and import the new token: the old refresh token no longer works, so retrying the refresh cannot help".into()
+        }
+        Error::SealingKeyLost { .. } => {
+            "log in again and import the new token; to keep the sealed store's key across reboots, use a key file (RCTOKEN_KEY_FILE, see `rctoken help`)".into()
+        }
+        Error::BadKeyFile { .. } => {
+            "make the key file hold 32 random bytes in base64 (`head -c 32 /dev/urandom | base64 > FILE; chmod 600 FILE`), or point RCTOKEN_KEY_FILE at the right file".into()
         }
         Error::Internal { .. } => {
             "retry; the store is crash-safe. Please report it with the command you ran".into()

@@ -13,6 +13,8 @@ mod connection;
 mod core_store;
 mod keyutils;
 mod memory;
+mod sealed;
+mod sealing_key;
 
 pub(crate) use connection::{Connection, Prefetched};
 pub use memory::MemoryKeychain;
@@ -29,6 +31,10 @@ pub enum Backend {
     SecretService,
     /// Kernel keyutils, the user keyring (`@u`). Linux; cleared at reboot.
     Keyutils,
+    /// The sealed store: each item an encrypted file in the store
+    /// directory, under one key that [`KeySource`] names. Any size, any
+    /// number of profiles, one small key in the keychain.
+    Sealed(KeySource),
     /// The macOS Keychain.
     MacosKeychain,
     /// The Windows Credential Manager.
@@ -52,6 +58,7 @@ impl Backend {
             AUTO => Backend::Auto,
             SECRET_SERVICE => Backend::SecretService,
             KEYUTILS => Backend::Keyutils,
+            sealed::SEALED => Backend::Sealed(KeySource::Auto),
             MACOS_KEYCHAIN => Backend::MacosKeychain,
             WINDOWS_CREDENTIAL_MANAGER => Backend::WindowsCredentialManager,
             MEMORY => Backend::Memory(MemoryKeychain::new()),
@@ -65,6 +72,7 @@ impl Backend {
             Backend::Auto => AUTO,
             Backend::SecretService => SECRET_SERVICE,
             Backend::Keyutils => KEYUTILS,
+            Backend::Sealed(_) => sealed::SEALED,
             Backend::MacosKeychain => MACOS_KEYCHAIN,
             Backend::WindowsCredentialManager => WINDOWS_CREDENTIAL_MANAGER,
             Backend::Memory(_) => MEMORY,
@@ -91,6 +99,11 @@ impl Backend {
             tests_only: false,
         },
         BackendName {
+            name: sealed::SEALED,
+            help: "Encrypted files in the store directory; the key in keyutils, or in a key file (RCTOKEN_KEY_FILE)",
+            tests_only: false,
+        },
+        BackendName {
             name: MACOS_KEYCHAIN,
             help: "macOS Keychain",
             tests_only: false,
@@ -106,6 +119,22 @@ impl Backend {
             tests_only: true,
         },
     ];
+}
+
+/// Where the sealed store's key is kept ([`Backend::Sealed`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeySource {
+    /// The key file the environment names (`RCTOKEN_KEY_FILE`, or the
+    /// systemd credential `rctoken-<app id>` in `$CREDENTIALS_DIRECTORY`),
+    /// else a key in kernel keyutils.
+    #[default]
+    Auto,
+    /// A key in kernel keyutils (user keyring), created on first use;
+    /// cleared at reboot.
+    Keyutils,
+    /// This key file: 32 bytes in base64, private to the user.
+    File(std::path::PathBuf),
 }
 
 /// A backend's name as [`Backend::from_name`] accepts it (see [`Backend::NAMES`]).
@@ -151,6 +180,11 @@ pub(crate) enum KcKind {
     Other,
     /// A panic in the backend, caught at its boundary.
     Bug,
+    /// The item is there but does not authenticate (sealed store: altered,
+    /// truncated, or moved from elsewhere).
+    Corrupt,
+    /// The item was sealed under a key the store no longer has.
+    KeyLost,
 }
 
 impl KcError {
@@ -165,6 +199,12 @@ impl KcError {
     }
     pub(crate) fn bug(message: impl Into<String>) -> Self {
         Self::new(KcKind::Bug, message)
+    }
+    pub(crate) fn corrupt(message: impl Into<String>) -> Self {
+        Self::new(KcKind::Corrupt, message)
+    }
+    pub(crate) fn key_lost(message: impl Into<String>) -> Self {
+        Self::new(KcKind::KeyLost, message)
     }
     fn new(kind: KcKind, message: impl Into<String>) -> Self {
         KcError {
@@ -253,7 +293,12 @@ impl Keychain for Guarded {
 #[derive(Clone, Debug)]
 pub(crate) struct OpenConfig {
     pub service: String,
+    pub app_id: String,
+    /// The store directory (the sealed store keeps its items there).
+    pub dir: std::path::PathBuf,
     pub timeout: Duration,
+    /// Bound on waiting for the sealed store's key lock.
+    pub lock_timeout: Duration,
     pub max_item_bytes: Option<usize>,
 }
 
@@ -333,6 +378,7 @@ fn open_raw(choice: &Backend, cfg: &OpenConfig) -> Result<Opened, Error> {
                 .map_err(|e| unavailable(KEYUTILS, e))?,
             reason: "chosen explicitly; keyutils keys are cleared at reboot".into(),
         },
+        Backend::Sealed(source) => open_sealed(source, cfg, limit(sealed::MAX_ITEM))?,
         Backend::MacosKeychain => Opened {
             keychain: core_store::macos(cfg, limit(usize::MAX))
                 .map_err(|e| unavailable(MACOS_KEYCHAIN, e))?,
@@ -356,6 +402,34 @@ fn open_raw(choice: &Backend, cfg: &OpenConfig) -> Result<Opened, Error> {
             )),
             reason: "caller-supplied keyring-core store".into(),
         },
+    })
+}
+
+/// The sealed store with the key `source` names.
+fn open_sealed(source: &KeySource, cfg: &OpenConfig, _limit: usize) -> Result<Opened, Error> {
+    let file = match source {
+        KeySource::File(path) => Some(path.clone()),
+        KeySource::Auto => sealing_key::configured_key_file(&cfg.app_id),
+        KeySource::Keyutils => None,
+    };
+    let sealed_dir = cfg.dir.join(sealed::SEALED_DIR);
+    crate::files::ensure_private_dir(&sealed_dir)?;
+    let (key, holder) = match file {
+        Some(path) => (
+            sealing_key::from_file(&path)?,
+            sealing_key::KeyHolder::File(path),
+        ),
+        None => sealing_key::from_keyutils(cfg, &cfg.app_id, &sealed_dir, cfg.lock_timeout)
+            .map_err(|reason| Error::KeychainUnavailable {
+                backend: sealed::SEALED.into(),
+                reason: format!("its key cannot be kept in keyutils: {reason}"),
+                source: None,
+            })?,
+    };
+    let reason = format!("the sealed store, with {}", holder.describe());
+    Ok(Opened {
+        keychain: Arc::new(sealed::Sealed::new(&cfg.dir, &cfg.service, key, holder)),
+        reason,
     })
 }
 

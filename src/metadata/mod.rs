@@ -23,9 +23,9 @@ pub const FORMAT_VERSION: u64 = 2;
 
 mod profile;
 
-pub(crate) use profile::token_from;
-pub(crate) use profile::SecretRef;
 pub use profile::ProfileInfo;
+pub(crate) use profile::SecretRef;
+pub(crate) use profile::token_from;
 
 /// The index: format version, active profile and labels.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

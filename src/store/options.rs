@@ -202,7 +202,10 @@ impl StoreBuilder {
                 self.backend,
                 OpenConfig {
                     service: format!("rctoken:{}", self.app_id),
+                    app_id: self.app_id.clone(),
+                    dir: layout.dir().to_path_buf(),
                     timeout: self.keychain_timeout,
+                    lock_timeout: self.lock_timeout,
                     max_item_bytes: self.max_item_bytes,
                 },
             ),
