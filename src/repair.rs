@@ -232,14 +232,18 @@ impl Parts<'_> {
             .collect();
         let kc = self.keychain.get()?;
         for info in &profiles {
-            if info.secret.backend != kc.name() {
+            // A profile still in plain keyutils under a sealed store is
+            // checked there (it moves on its next save).
+            let holder = self.keychain.holding(&info.secret.backend)?;
+            if info.secret.backend != holder.name() {
                 report.problems.push(Problem::OtherBackend {
                     profile: info.profile.clone(),
                     held_by: info.secret.backend.clone(),
                 });
                 continue;
             }
-            for index in 0..info.secret.items {
+            let legacy = holder.name() != kc.name();
+            for index in (0..info.secret.items).filter(|_| !legacy) {
                 owned.insert(names::item_account(
                     &info.profile,
                     &info.secret.generation,
@@ -255,7 +259,7 @@ impl Parts<'_> {
                 });
                 continue;
             }
-            match secrets::read(kc.as_ref(), &info.profile, &info.secret) {
+            match secrets::read(holder.as_ref(), &info.profile, &info.secret) {
                 Ok(decoded) => {
                     let needed = secrets::reserve_bytes(decoded.encoded_len())
                         + usize::from(info.secret.items) * names::MAX_ACCOUNT_OVERHEAD;
@@ -279,7 +283,7 @@ impl Parts<'_> {
                     profile: info.profile.clone(),
                     held_by: info.secret.backend.clone(),
                 }),
-                Err(ReadFail::Keychain(e)) => return Err(secrets::kc_error(kc.as_ref(), e)),
+                Err(ReadFail::Keychain(e)) => return Err(secrets::kc_error(holder.as_ref(), e)),
             }
         }
         match kc.list() {
@@ -371,8 +375,9 @@ impl Parts<'_> {
                             index.forget(profile);
                             self.meta.write_index(&index)?;
                             self.meta.remove_profile(profile)?;
+                            let holder = self.keychain.holding(&info.secret.backend)?;
                             secrets::delete(
-                                kc.as_ref(),
+                                holder.as_ref(),
                                 profile,
                                 &info.secret.generation,
                                 info.secret.items,

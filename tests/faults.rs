@@ -15,9 +15,9 @@ use std::cell::Cell;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use rctoken::testing::failpoint::{self, Point};
 use rctoken::secrecy::ExposeSecret;
 use rctoken::testing::ManualClock;
+use rctoken::testing::failpoint::{self, Point};
 use rctoken::{Error, Problem, SaveOptions, TokenInfo, TokenStore};
 use reliability_common::fault_store::{self, FAULTS, Fault, FaultStore, OPS, Op};
 use reliability_common::{loaded_tag, tag_of, tagged, unique_app};
@@ -497,11 +497,17 @@ fn failed_renames_of_switch_and_label_change_nothing() {
     fx.store
         .save(&new_token(), SaveOptions::new().profile("other"))
         .expect("save other");
-    assert_eq!(fx.store.resolve(rctoken::Selector::Active).expect("active"), P);
+    assert_eq!(
+        fx.store.resolve(rctoken::Selector::Active).expect("active"),
+        P
+    );
     failpoint::fail_next(Point::MetadataRename);
     let e = fx.store.switch("other").expect_err("rename fails");
     assert!(matches!(e, Error::Io { .. }), "{e:?}");
-    assert_eq!(fx.store.resolve(rctoken::Selector::Active).expect("active"), P);
+    assert_eq!(
+        fx.store.resolve(rctoken::Selector::Active).expect("active"),
+        P
+    );
     failpoint::fail_next(Point::MetadataRename);
     let e = fx
         .store

@@ -329,7 +329,11 @@ fn sixty_four_kib_tokens_in_2560_byte_items() {
         .open()
         .expect("open");
     let info = save(&store, "big", "one");
-    assert!(info.keychain_items() >= 77, "{} items", info.keychain_items());
+    assert!(
+        info.keychain_items() >= 77,
+        "{} items",
+        info.keychain_items()
+    );
     assert_eq!(keychain.len(), info.keychain_items() as usize);
     assert_round_trip(&store, "big", "one");
     let info2 = save(&store, "big", "two");

@@ -468,7 +468,9 @@ fn corrupt_keychain_items_are_reported_without_content() {
     garbage.extend_from_slice(&[0xff; 12]);
     garbage.extend_from_slice(format!("{ACCESS}{REFRESH}").as_bytes());
     ring.add_key(&description, &garbage).expect("overwrites");
-    let e = store.load(rctoken::Selector::Active).expect_err("corrupt item");
+    let e = store
+        .load(rctoken::Selector::Active)
+        .expect_err("corrupt item");
     assert!(matches!(e, Error::CorruptSecret { .. }), "{e:?}");
     assert_clean("keyutils CorruptSecret", &error_text(&e));
     let report = store.verify().expect("verifies");
@@ -496,7 +498,9 @@ fn corrupt_keychain_items_are_reported_without_content() {
     garbage.extend_from_slice(b"\xff\xfe");
     garbage.extend_from_slice(REFRESH.as_bytes());
     entry.set_secret(&garbage).expect("overwrites");
-    let e = store.load(rctoken::Selector::Active).expect_err("corrupt item");
+    let e = store
+        .load(rctoken::Selector::Active)
+        .expect_err("corrupt item");
     assert_clean("secret-service CorruptSecret", &error_text(&e));
     let report = store.verify().expect("verifies");
     assert!(!report.is_clean());

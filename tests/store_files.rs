@@ -33,11 +33,18 @@ fn every_operation(t: &Ctx, new_profile: bool) -> Vec<(&'static str, Error)> {
     };
     let mut ops = vec![
         ("list", s.list().map(|_| ()).expect_err("list")),
-        ("info", s.info(rctoken::Selector::Active).map(|_| ()).expect_err("info")),
+        (
+            "info",
+            s.info(rctoken::Selector::Active)
+                .map(|_| ())
+                .expect_err("info"),
+        ),
         ("load", s.load("1").map(|_| ()).expect_err("load")),
         (
             "load_active",
-            s.load(rctoken::Selector::Active).map(|_| ()).expect_err("load_active"),
+            s.load(rctoken::Selector::Active)
+                .map(|_| ())
+                .expect_err("load_active"),
         ),
         (
             "save",

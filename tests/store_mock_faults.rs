@@ -111,12 +111,18 @@ fn failed_first_save_leaves_nothing() {
     assert!(unavailable(&e), "{e:?}");
     assert!(m.store.list().expect("list").is_empty());
     assert_eq!(m.raw().accounts(), Vec::<String>::new());
-    assert!(matches!(m.store.load(rctoken::Selector::Active), Err(Error::NoActiveProfile)));
+    assert!(matches!(
+        m.store.load(rctoken::Selector::Active),
+        Err(Error::NoActiveProfile)
+    ));
     // The next save works and becomes active.
     m.store
         .save(&tokens::full("1").0, SaveOptions::new())
         .expect("save");
-    assert_eq!(m.store.resolve(rctoken::Selector::Active).expect("active"), "1");
+    assert_eq!(
+        m.store.resolve(rctoken::Selector::Active).expect("active"),
+        "1"
+    );
 }
 
 #[test]
@@ -183,7 +189,12 @@ fn failed_remove_removes_nothing() {
     assert!(unavailable(&e), "{e:?}");
     assert_eq!(m.state(), before);
     assert_eq!(
-        tokens::access(&m.store.load(rctoken::Selector::Active).expect("still active").token),
+        tokens::access(
+            &m.store
+                .load(rctoken::Selector::Active)
+                .expect("still active")
+                .token
+        ),
         s.access
     );
     m.store.remove("1").expect("retry works");
@@ -220,7 +231,10 @@ fn failed_keychain_read_is_an_error_and_changes_nothing() {
     ));
     m.faulty.control.fail_next(Op::Get, Fault::Failure);
     assert!(failure(
-        &m.store.load(rctoken::Selector::Active).map(|_| ()).expect_err("load fails")
+        &m.store
+            .load(rctoken::Selector::Active)
+            .map(|_| ())
+            .expect_err("load fails")
     ));
     assert_eq!(m.state(), before);
     assert_eq!(
@@ -269,9 +283,11 @@ fn failed_refresh_read_does_not_call_the_function() {
     m.faulty.control.fail_next(Op::Get, Fault::Unavailable);
     let e = m
         .store
-        .refresh(rctoken::Selector::Active, Duration::from_secs(60), |_| -> Result<_, String> {
-            panic!("must not be called")
-        })
+        .refresh(
+            rctoken::Selector::Active,
+            Duration::from_secs(60),
+            |_| -> Result<_, String> { panic!("must not be called") },
+        )
         .expect_err("fails");
     assert!(unavailable(&e), "{e:?}");
 }
@@ -320,7 +336,10 @@ fn metadata_operations_never_call_the_keychain() {
     m.faulty.control.reset_calls();
     for s in [&m.store, &fresh] {
         assert_eq!(s.list().expect("list").len(), 2);
-        assert_eq!(s.info(rctoken::Selector::Active).expect("info").profile, "1");
+        assert_eq!(
+            s.info(rctoken::Selector::Active).expect("info").profile,
+            "1"
+        );
         assert_eq!(s.resolve(Some("a")).expect("resolve"), "1");
         s.switch("2").expect("switch");
         s.set_label("2", Some("b")).expect("label");

@@ -269,7 +269,13 @@ fn invalid_app_ids_are_refused_before_touching_disk() {
             .open()
             .expect_err("bad app id");
         assert!(
-            matches!(e, Error::InvalidName { kind: rctoken::NameKind::AppId, .. }),
+            matches!(
+                e,
+                Error::InvalidName {
+                    kind: rctoken::NameKind::AppId,
+                    ..
+                }
+            ),
             "{bad:?}: {e:?}"
         );
         assert!(!dir.exists(), "{bad:?} created the directory");

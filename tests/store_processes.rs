@@ -93,7 +93,10 @@ fn cross_process(kind: Kind, test: &str) {
     ];
     let out = child::run(test, &format!("{}:write", kind.name()), &env, &[]);
     let generation = child::reported(&out, "generation");
-    let got = t.store.load(rctoken::Selector::Active).expect("load what the child wrote");
+    let got = t
+        .store
+        .load(rctoken::Selector::Active)
+        .expect("load what the child wrote");
     assert_eq!(tokens::access(&got.token), fresh);
     assert_eq!(got.info.generation(), generation);
     assert_eq!(t.accounts().len(), 2);
@@ -208,7 +211,9 @@ fn no_keychain_child() {
     let store = open_child(Backend::SecretService);
     let list = store.list().expect("child: list without a keychain");
     child::report("count", &list.len().to_string());
-    let active = store.info(rctoken::Selector::Active).expect("child: info without a keychain");
+    let active = store
+        .info(rctoken::Selector::Active)
+        .expect("child: info without a keychain");
     child::report("active", &active.profile);
     assert_eq!(store.resolve(Some("second")).expect("child: resolve"), "2");
     store

@@ -363,7 +363,10 @@ fn scenario(backend: Backend, label: &'static str, max_item: Option<usize>) -> V
         .save(&token, SaveOptions::new().label("work"))
         .expect("saves");
     if let Some(n) = max_item {
-        let items = store.info(rctoken::Selector::Active).expect("info").keychain_items();
+        let items = store
+            .info(rctoken::Selector::Active)
+            .expect("info")
+            .keychain_items();
         assert!(items > 1, "{n}-byte items: split into {items}");
     }
 

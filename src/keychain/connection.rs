@@ -13,6 +13,9 @@ pub(crate) struct Connection {
     backend: Backend,
     cfg: OpenConfig,
     slot: Mutex<Option<Open>>,
+    /// Plain keyutils, opened on first use for profiles an older rctoken
+    /// stored there when this store uses the sealed backend.
+    legacy: Mutex<Option<Arc<dyn Keychain>>>,
 }
 
 struct Open {
@@ -29,6 +32,34 @@ impl Connection {
             backend,
             cfg,
             slot: Mutex::new(None),
+            legacy: Mutex::new(None),
+        }
+    }
+
+    /// The keychain that holds a profile whose metadata names `backend`:
+    /// this store's, or plain keyutils for a profile stored there before
+    /// this store moved to the sealed store (which keeps its key in the
+    /// same keyring, so the old items are as reachable as before). Anything
+    /// else is this store's keychain, where a read reports the other
+    /// backend.
+    pub(crate) fn holding(&self, backend: &str) -> Result<Arc<dyn Keychain>> {
+        let kc = self.get()?;
+        if backend == kc.name()
+            || !(kc.name() == super::sealed::SEALED && backend == super::KEYUTILS)
+        {
+            return Ok(kc);
+        }
+        let mut slot = self.legacy.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(legacy) = slot.as_ref() {
+            return Ok(legacy.clone());
+        }
+        match super::open(&Backend::Keyutils, &self.cfg) {
+            Ok(opened) => {
+                *slot = Some(opened.keychain.clone());
+                Ok(opened.keychain)
+            }
+            // Unreachable: the read reports the profile's backend.
+            Err(_) => Ok(kc),
         }
     }
 

@@ -340,11 +340,19 @@ impl TokenStore {
         info.active = index.active.as_deref() == Some(key);
         log::debug!("saved profile `{key}` generation {gen_hex} in {count} item(s)");
 
-        // 4. Drop the old generation. A failure leaves an orphan for `repair`.
-        if let Some(old) = old
-            && old.secret.backend == kc.name()
-        {
-            secrets::delete(kc.as_ref(), key, &old.secret.generation, old.secret.items);
+        // 4. Drop the old generation (from plain keyutils, for a profile
+        //    moving to the sealed store). A failure leaves an orphan for
+        //    `repair`.
+        if let Some(old) = old {
+            let old_kc = self.keychain.holding(&old.secret.backend)?;
+            if old.secret.backend == old_kc.name() {
+                secrets::delete(
+                    old_kc.as_ref(),
+                    key,
+                    &old.secret.generation,
+                    old.secret.items,
+                );
+            }
         }
         Ok(info)
     }
@@ -402,7 +410,7 @@ impl TokenStore {
     fn token_of(&self, info: ProfileInfo, kc: Option<Arc<dyn Keychain>>) -> Result<StoredToken> {
         let kc = match kc {
             Some(kc) => kc,
-            None => self.keychain.get()?,
+            None => self.keychain.holding(&info.secret.backend)?,
         };
         let secrets = secrets::read(kc.as_ref(), &info.profile, &info.secret)
             .map_err(|fail| secrets::read_error(kc.as_ref(), &info.profile, &info.secret, fail))?;
@@ -476,7 +484,7 @@ impl TokenStore {
             .meta
             .profile(&snap, &key)?
             .ok_or_else(|| Error::NoSuchProfile(key.clone()))?;
-        let kc = self.keychain.get()?;
+        let kc = self.keychain.holding(&info.secret.backend)?;
         secrets::delete_all(kc.as_ref(), &info.profile, &info.secret)?;
         // The index before the file: a crash in between leaves a profile
         // without label or active flag, whose missing secrets `repair` drops.
@@ -510,16 +518,21 @@ impl TokenStore {
         let kc = self.keychain.get()?;
         // Refuse before deleting anything if some secrets live in another
         // backend: clearing their metadata would strand them there.
-        if let Some(info) = profiles.iter().find(|p| p.secret.backend != kc.name()) {
-            return Err(secrets::wrong_backend(
-                kc.as_ref(),
-                &info.profile,
-                &info.secret,
-            ));
+        let mut holders = Vec::with_capacity(profiles.len());
+        for info in &profiles {
+            let holder = self.keychain.holding(&info.secret.backend)?;
+            if info.secret.backend != holder.name() {
+                return Err(secrets::wrong_backend(
+                    holder.as_ref(),
+                    &info.profile,
+                    &info.secret,
+                ));
+            }
+            holders.push(holder);
         }
         let removed = profiles.len();
-        for info in &profiles {
-            secrets::delete_all(kc.as_ref(), &info.profile, &info.secret)?;
+        for (info, holder) in profiles.iter().zip(&holders) {
+            secrets::delete_all(holder.as_ref(), &info.profile, &info.secret)?;
         }
         // Other items of the namespace, if this store wrote them (another
         // store of the same app id may own the rest).
@@ -541,6 +554,41 @@ impl TokenStore {
             self.meta.remove_profile(&info.profile)?;
         }
         Ok(removed)
+    }
+
+    /// Move every profile whose secrets are in another backend this store
+    /// can still read (plain keyutils, under a sealed store) into this
+    /// store's backend, as its next save would: each one under its refresh
+    /// lock, the new generation written and committed before the old items
+    /// are deleted, so a crash leaves it readable where it was or where it
+    /// goes. The lifetimes carry over (counted from now). Returns how many
+    /// moved.
+    ///
+    /// # Errors
+    /// As [`save`](Self::save) and [`load`](Self::load); profiles moved
+    /// before the error stay moved.
+    pub fn migrate(&self) -> Result<usize> {
+        let primary = self.keychain.get()?;
+        let mut moved = 0;
+        for info in self.list()? {
+            if info.secret.backend == primary.name()
+                || self.keychain.holding(&info.secret.backend)?.name() == primary.name()
+            {
+                continue;
+            }
+            let key = info.profile.clone();
+            let _refresh = self.lock_refresh(&key)?;
+            let stored = self.load(&key)?;
+            let token = stored.token_at(self.clock.now());
+            self.save_locked(&token, &key, None, false, None)?;
+            log::debug!(
+                "moved profile `{key}` from {} to {}",
+                info.secret.backend,
+                primary.name()
+            );
+            moved += 1;
+        }
+        Ok(moved)
     }
 
     /// Check the store: metadata parses and is safe, each profile's secret is
