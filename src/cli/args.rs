@@ -31,7 +31,9 @@ Exit codes:
   8  refreshed, but the new tokens could not be stored (the refresh token is spent)
 
 Environment: RCTOKEN_APP, RCTOKEN_BACKEND, RCTOKEN_DIR, RCTOKEN_LOCK_TIMEOUT and
-RCTOKEN_KEYCHAIN_TIMEOUT set the defaults of the global options of the same names. See docs/cli.md for examples.";
+RCTOKEN_KEYCHAIN_TIMEOUT set the defaults of the global options of the same names.
+RCTOKEN_KEY_FILE names the sealed store's key file (a path; 32 random bytes in
+base64, mode 0600). See docs/cli.md for examples.";
 
 /// The whole command line.
 #[derive(Debug, Parser)]
