@@ -229,6 +229,11 @@ pub(crate) fn from_keyutils(
     if let Some(key) = read(kc.as_ref())? {
         return Ok((key, holder));
     }
+    // Test-only: hold processes between the search and the creation until
+    // a test releases them together, so a test of many processes racing
+    // here can see a missing lock.
+    #[cfg(feature = "failpoints")]
+    race_point();
     let mut fresh = Zeroizing::new(vec![0u8; KEY_LEN]);
     getrandom::fill(&mut fresh[..]).map_err(|e| format!("no randomness for a key: {e}"))?;
     kc.set(&id, fresh)
@@ -236,6 +241,30 @@ pub(crate) fn from_keyutils(
     match read(kc.as_ref())? {
         Some(key) => Ok((key, holder)),
         None => Err("keyutils: the new key is not there after it was added".into()),
+    }
+}
+
+/// Failpoint (feature `failpoints`): with `RCTOKEN_TEST_KEY_CREATE_BARRIER`
+/// set to a path, leave a marker `<path>.<pid>`, wait (at most 10 s) until
+/// the path exists, then sleep `RCTOKEN_TEST_KEY_CREATE_DELAY_MS`.
+#[cfg(feature = "failpoints")]
+fn race_point() {
+    let Some(barrier) = std::env::var_os("RCTOKEN_TEST_KEY_CREATE_BARRIER") else {
+        return;
+    };
+    let barrier = PathBuf::from(barrier);
+    let mut marker = barrier.clone().into_os_string();
+    marker.push(format!(".{}", std::process::id()));
+    let _ = std::fs::write(&marker, b"");
+    let start = std::time::Instant::now();
+    while !barrier.exists() && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    if let Some(ms) = std::env::var("RCTOKEN_TEST_KEY_CREATE_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        std::thread::sleep(Duration::from_millis(ms));
     }
 }
 
