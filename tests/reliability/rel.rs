@@ -40,23 +40,6 @@ pub fn open_split(
     b.open().expect("open store")
 }
 
-/// The CLI exit code (issue 3) an error maps to.
-pub fn exit_code(e: &Error) -> i32 {
-    match e {
-        Error::NoSuchProfile(_) | Error::NoActiveProfile => 3,
-        Error::LoginRequired { .. } => 4,
-        Error::KeychainUnavailable { .. } => 5,
-        Error::BadToken { .. } => 6,
-        Error::CorruptMetadata { .. }
-        | Error::UnsupportedVersion { .. }
-        | Error::UnsafeStore { .. } => 7,
-        _ => 1,
-    }
-}
-
-/// The codes the CLI documents.
-pub const DOCUMENTED_CODES: [i32; 8] = [0, 1, 2, 3, 4, 5, 6, 7];
-
 /// The variant name of an error, for messages and child reports.
 pub fn variant(e: &Error) -> String {
     let d = format!("{e:?}");
