@@ -117,6 +117,8 @@ pub struct Env {
 
 impl Env {
     pub fn new(test: &str, kind: Kind) -> Env {
+        // A test that forgot `needs!` still fails with the clear message.
+        super::backends::require(kind);
         let app = ids::app_id(test, kind.name());
         Env {
             kind,
