@@ -44,9 +44,27 @@ RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps
 step "cargo test --no-run (default features)"
 cargo test --no-run
 
-# Builds as root, runs the as_root tests as root and everything else as an
-# unprivileged user with the default key quotas, then sweeps what was left.
-step "cargo test, as an unprivileged user (.ci/tests-as-user.sh)"
+# The fast tier: the unit tests and tests/fast, which need no keychain (no
+# session bus here, on purpose) and leave nothing in their TMPDIR. Fails fast
+# before the long run; the full tier below runs them again with the rest.
+step "fast tier, no keychain (cargo test --all-features --lib --bins --test fast)"
+fast=(cargo test --all-features --lib --bins --test fast)
+"${fast[@]}" --no-run
+fast_tmp="$(mktemp -d /tmp/rctoken-ci.fast.XXXXXX)"
+rc=0
+env -u DBUS_SESSION_BUS_ADDRESS TMPDIR="$fast_tmp" "${fast[@]}" || rc=$?
+left="$(ls -A "$fast_tmp")"
+rm -rf "$fast_tmp"
+if [ -n "$left" ]; then
+  echo "ci: the fast tier left files in its TMPDIR: ${left//$'\n'/ }" >&2
+  [ "$rc" -ne 0 ] || rc=1
+fi
+[ "$rc" -eq 0 ] || exit "$rc"
+
+# The full tier, on the real keychains: builds as root, runs the as_root
+# tests as root and everything else as an unprivileged user with the
+# default key quotas, then sweeps what was left.
+step "full tier: cargo test, as an unprivileged user (.ci/tests-as-user.sh)"
 bash .ci/tests-as-user.sh
 
 step "bench smoke (runs every benchmark with tiny counts; no time verdicts)"

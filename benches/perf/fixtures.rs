@@ -100,7 +100,7 @@ impl BenchStore {
         let info = self.store.info(Some(key)).expect("profile info");
         (
             format!("rctoken:{}", self.app),
-            format!("{key}.{}.0", info.secret.generation),
+            format!("{key}.{}.0", info.generation()),
         )
     }
 

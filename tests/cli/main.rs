@@ -1,0 +1,31 @@
+//! The `rctoken` binary driven from outside, as a user would, on kernel
+//! keyutils and the Secret Service: every command, exit codes and two-line
+//! errors, unreachable keychains, `--refresh-with` and its processes,
+//! regressions found under real conditions, no secret in the output, and
+//! zeroization measured with an `LD_PRELOAD` shim.
+//!
+//! Run under `.ci/with-keyring.sh`; see `support::backends` for a backend
+//! that cannot be reached.
+
+#[macro_use]
+#[path = "../support"]
+mod support {
+    #[macro_use]
+    pub mod backends;
+    #[macro_use]
+    pub mod cli;
+    pub mod ids;
+    pub mod keyutils;
+    pub mod secret_service;
+}
+
+mod cli_commands;
+mod cli_errors;
+mod cli_keychain;
+mod cli_refresh;
+mod real_conditions;
+mod refresher_processes;
+#[cfg(target_os = "linux")]
+mod sealed;
+mod secrets_cli;
+mod zeroize_cli;
