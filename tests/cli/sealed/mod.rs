@@ -10,6 +10,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use rctoken::{Backend, Error, KeySource, SaveOptions, Selector, TokenInfo, TokenStore};
+
+use crate::support::backends::Kind;
 use secrecy::ExposeSecret;
 
 mod seccomp;
@@ -241,6 +243,7 @@ fn code(o: &Output) -> i32 {
 
 #[test]
 fn sixty_four_kib_tokens_round_trip_in_one_item_with_either_key_holder() {
+    needs!(Kind::Keyutils);
     let f = Fixture::new("big");
     let key_file = f.key_file("key", 0o600);
     for (source, owner) in [
@@ -282,6 +285,7 @@ fn sixty_four_kib_tokens_round_trip_in_one_item_with_either_key_holder() {
 
 #[test]
 fn the_store_never_holds_plaintext_through_save_refresh_and_remove() {
+    needs!(Kind::Keyutils);
     let f = Fixture::new("plain");
     let store = f.store(KeySource::Keyutils);
     let mut all: Vec<String> = Vec::new();
@@ -333,6 +337,7 @@ fn the_store_never_holds_plaintext_through_save_refresh_and_remove() {
 /// lock only one process is ever there.
 #[test]
 fn many_processes_opening_a_fresh_store_share_one_key() {
+    needs!(Kind::Keyutils);
     let f = Fixture::new("race");
     let n = 12;
     let barrier = f.tmp.path().join("barrier");
@@ -398,6 +403,7 @@ fn many_processes_opening_a_fresh_store_share_one_key() {
 
 #[test]
 fn a_cleared_key_means_log_in_again_and_repair_removes_what_cannot_open() {
+    needs!(Kind::Keyutils);
     let f = Fixture::new("reboot");
     {
         let store = f.store(KeySource::Keyutils);
@@ -541,6 +547,7 @@ fn key_files_with_loose_modes_or_no_key_are_refused_with_exit_7() {
 
 #[test]
 fn profiles_left_in_plain_keyutils_keep_working_and_move_when_saved() {
+    needs!(Kind::Keyutils);
     let f = Fixture::new("legacy");
     {
         let old = f.store_with(Backend::Keyutils);
