@@ -228,31 +228,31 @@ impl Keychain for CoreKeychain {
 pub(crate) fn secret_service(
     cfg: &OpenConfig,
     max_item: usize,
-) -> Result<Arc<dyn Keychain>, String> {
+) -> Result<Arc<dyn Keychain>, KcError> {
     // Connect on the thread that will make every later call.
     let worker = Worker::default();
-    let store = worker
-        .run(cfg.timeout, || {
-            zbus_secret_service_keyring_store::Store::new()
-                .map(|s| s as Arc<CredentialStore>)
-                .map_err(map_err)
-        })
-        .map_err(|e| e.message)?;
+    let store = worker.run(cfg.timeout, || {
+        zbus_secret_service_keyring_store::Store::new()
+            .map(|s| s as Arc<CredentialStore>)
+            .map_err(map_err)
+    })?;
     let mut kc = CoreKeychain::new(super::SECRET_SERVICE.into(), store, cfg, max_item);
     kc.worker = worker;
     Ok(Arc::new(kc))
 }
 
 #[cfg(not(target_os = "linux"))]
-pub(crate) fn secret_service(_: &OpenConfig, _: usize) -> Result<Arc<dyn Keychain>, String> {
-    Err("the Secret Service backend exists only on Linux".into())
+pub(crate) fn secret_service(_: &OpenConfig, _: usize) -> Result<Arc<dyn Keychain>, KcError> {
+    Err(KcError::unavailable(
+        "the Secret Service backend exists only on Linux",
+    ))
 }
 
 #[cfg(target_os = "macos")]
-pub(crate) fn macos(cfg: &OpenConfig, max_item: usize) -> Result<Arc<dyn Keychain>, String> {
-    let store = apple_native_keyring_store::keychain::Store::new().map_err(|e| map_err_text(e))?;
+pub(crate) fn macos(cfg: &OpenConfig, max_item: usize) -> Result<Arc<dyn Keychain>, KcError> {
+    let store = apple_native_keyring_store::keychain::Store::new().map_err(map_err)?;
     Ok(Arc::new(CoreKeychain::new(
-        "macos-keychain".into(),
+        super::MACOS_KEYCHAIN.into(),
         store,
         cfg,
         max_item,
@@ -260,15 +260,17 @@ pub(crate) fn macos(cfg: &OpenConfig, max_item: usize) -> Result<Arc<dyn Keychai
 }
 
 #[cfg(not(target_os = "macos"))]
-pub(crate) fn macos(_: &OpenConfig, _: usize) -> Result<Arc<dyn Keychain>, String> {
-    Err("the macOS Keychain backend exists only on macOS".into())
+pub(crate) fn macos(_: &OpenConfig, _: usize) -> Result<Arc<dyn Keychain>, KcError> {
+    Err(KcError::unavailable(
+        "the macOS Keychain backend exists only on macOS",
+    ))
 }
 
 #[cfg(target_os = "windows")]
-pub(crate) fn windows(cfg: &OpenConfig, max_item: usize) -> Result<Arc<dyn Keychain>, String> {
-    let store = windows_native_keyring_store::Store::new().map_err(|e| map_err_text(e))?;
+pub(crate) fn windows(cfg: &OpenConfig, max_item: usize) -> Result<Arc<dyn Keychain>, KcError> {
+    let store = windows_native_keyring_store::Store::new().map_err(map_err)?;
     Ok(Arc::new(CoreKeychain::new(
-        "windows-credential-manager".into(),
+        super::WINDOWS_CREDENTIAL_MANAGER.into(),
         store,
         cfg,
         max_item,
@@ -276,11 +278,8 @@ pub(crate) fn windows(cfg: &OpenConfig, max_item: usize) -> Result<Arc<dyn Keych
 }
 
 #[cfg(not(target_os = "windows"))]
-pub(crate) fn windows(_: &OpenConfig, _: usize) -> Result<Arc<dyn Keychain>, String> {
-    Err("the Windows Credential Manager backend exists only on Windows".into())
-}
-
-#[cfg(any(target_os = "macos", target_os = "windows"))]
-fn map_err_text(e: keyring_core::Error) -> String {
-    map_err(e).message
+pub(crate) fn windows(_: &OpenConfig, _: usize) -> Result<Arc<dyn Keychain>, KcError> {
+    Err(KcError::unavailable(
+        "the Windows Credential Manager backend exists only on Windows",
+    ))
 }

@@ -151,8 +151,8 @@ pub struct BackendName {
 }
 
 const AUTO: &str = "auto";
-const MACOS_KEYCHAIN: &str = "macos-keychain";
-const WINDOWS_CREDENTIAL_MANAGER: &str = "windows-credential-manager";
+pub(crate) const MACOS_KEYCHAIN: &str = "macos-keychain";
+pub(crate) const WINDOWS_CREDENTIAL_MANAGER: &str = "windows-credential-manager";
 const MEMORY: &str = "memory";
 pub(crate) const SECRET_SERVICE: &str = "secret-service";
 pub(crate) const KEYUTILS: &str = "keyutils";
@@ -175,6 +175,7 @@ pub(crate) enum KcKind {
     /// Unreachable, locked, or not answering in time.
     Unavailable,
     /// No room for the item (a quota), with figures where known.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     Full,
     /// Any other failure.
     Other,
@@ -191,6 +192,7 @@ impl KcError {
     pub(crate) fn unavailable(message: impl Into<String>) -> Self {
         Self::new(KcKind::Unavailable, message)
     }
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(crate) fn full(message: impl Into<String>) -> Self {
         Self::new(KcKind::Full, message)
     }
@@ -356,10 +358,10 @@ pub(crate) fn open(choice: &Backend, cfg: &OpenConfig) -> Result<Opened, Error> 
 }
 
 fn open_raw(choice: &Backend, cfg: &OpenConfig) -> Result<Opened, Error> {
-    let unavailable = |backend: &str, reason: String| Error::KeychainUnavailable {
+    let unavailable = |backend: &str, e: KcError| Error::KeychainUnavailable {
         backend: backend.to_string(),
-        reason,
-        source: None,
+        reason: e.message,
+        source: e.source,
     };
     let limit = |default: usize| {
         cfg.max_item_bytes
@@ -375,7 +377,7 @@ fn open_raw(choice: &Backend, cfg: &OpenConfig) -> Result<Opened, Error> {
         },
         Backend::Keyutils => Opened {
             keychain: keyutils::open(cfg, limit(keyutils::MAX_PAYLOAD))
-                .map_err(|e| unavailable(KEYUTILS, e))?,
+                .map_err(|e| unavailable(KEYUTILS, KcError::unavailable(e)))?,
             reason: "chosen explicitly; keyutils keys are cleared at reboot".into(),
         },
         Backend::Sealed(source) => open_sealed(source, cfg, limit(sealed::MAX_ITEM))?,

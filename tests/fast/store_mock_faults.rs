@@ -379,3 +379,30 @@ fn mock_store_used_directly_verifies_clean_after_a_resave() {
     let report = store.verify().expect("verify");
     assert!(report.is_clean(), "{:?}", report.problems);
 }
+
+/// A keychain error keeps the platform's error as its `source()`, and
+/// sorts as "retry later".
+#[test]
+fn keychain_errors_keep_the_platform_error_as_their_source() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let faulty = FaultStore::new();
+    let store = TokenStore::builder("rctoken-source-test")
+        .dir(tmp.path().join("store"))
+        .backend(faulty.backend())
+        .open()
+        .expect("open");
+    store
+        .save(&tokens::full("1").0, SaveOptions::new())
+        .expect("save");
+    for (fault, want) in [
+        (Fault::Unavailable, "injected: keychain unavailable"),
+        (Fault::Failure, "injected: keychain failure"),
+    ] {
+        faulty.control.fail_next(Op::Get, fault);
+        let e = store.load("1").expect_err("the read fails");
+        assert!(fault.matches(&e), "{fault:?}: {e:?}");
+        assert_eq!(e.kind(), rctoken::ErrorKind::RetryLater);
+        let source = std::error::Error::source(&e).expect("the platform error is kept");
+        assert!(source.to_string().contains(want), "{fault:?}: {source}");
+    }
+}
