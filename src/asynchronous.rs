@@ -23,10 +23,7 @@ use crate::store::{Begun, SaveOptions, Selector, StoreBuilder, StoredToken, Toke
 /// use secrecy::ExposeSecret;
 /// use std::time::Duration;
 ///
-/// # let tmp = tempfile::tempdir().unwrap();
-/// # let dir = tmp.path().to_path_buf();
-/// #[tokio::main]
-/// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// async fn run(dir: std::path::PathBuf) -> Result<(), Box<dyn std::error::Error>> {
 ///     let store = AsyncTokenStore::open(
 ///         TokenStore::builder("my-app")
 ///             .dir(dir) // default: the platform data dir
@@ -51,7 +48,11 @@ use crate::store::{Begun, SaveOptions, Selector, StoreBuilder, StoredToken, Toke
 ///     assert_eq!(fresh.token.access_token.expose_secret(), "new");
 ///     Ok(())
 /// }
-/// # main().unwrap();
+///
+/// // On a real multi-threaded tokio runtime:
+/// let tmp = tempfile::tempdir().unwrap();
+/// let runtime = tokio::runtime::Runtime::new().unwrap();
+/// runtime.block_on(run(tmp.path().to_path_buf())).unwrap();
 /// ```
 ///
 /// # Thread safety and cost

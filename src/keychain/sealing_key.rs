@@ -288,6 +288,8 @@ mod tests {
     use super::*;
 
     fn write(path: &Path, text: &str, mode: u32) {
+        // A 0400 file cannot be rewritten by its (non-root) owner.
+        let _ = std::fs::remove_file(path);
         std::fs::write(path, text).unwrap();
         #[cfg(unix)]
         {
