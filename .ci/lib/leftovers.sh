@@ -22,7 +22,7 @@ _as() {
 
 # Print "SERIAL FLAGS TIMEOUT DESCRIPTION" (serial in hex as /proc/keys
 # shows it) for every `user` key owned by WHO whose description starts with
-# rctoken:, and, given GID, whose group is GID. Read as WHO: /proc/keys
+# rctoken: (items) or rctoken-key: (sealed stores' keys), and, given GID, whose group is GID. Read as WHO: /proc/keys
 # lists only the keys the reader may view, and root may not view another
 # user's keys. Only descriptions: never payloads.
 keys_list() {
@@ -33,7 +33,7 @@ keys_list() {
       d = $9
       for (i = 10; i <= NF; i++) d = d " " $i
       sub(/: [0-9]+$/, "", d)   # the payload length user keys append
-      if (index(d, "rctoken:") == 1) print $1, $2, $4, d
+      if (index(d, "rctoken:") == 1 || index(d, "rctoken-key:") == 1) print $1, $2, $4, d
     }'
 }
 

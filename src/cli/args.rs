@@ -11,8 +11,9 @@ const ABOUT: &str = "Keep RingCentral OAuth tokens in the OS keychain, one profi
 const LONG_ABOUT: &str = "\
 Keep RingCentral OAuth tokens in the OS keychain, one profile per extension.
 
-The access, refresh and id tokens go into the keychain (Secret Service or
-kernel keyutils on Linux, Keychain on macOS, Credential Manager on Windows);
+The access, refresh and id tokens go into the keychain (the Secret Service on
+Linux, else a sealed store whose key keyutils or a key file holds; Keychain on
+macOS, Credential Manager on Windows);
 everything else goes into a small locked JSON file. PROFILE is a profile key
 (the token's owner_id, or the --profile given at import) or a label; left
 out, it means the active profile.";
@@ -143,6 +144,9 @@ pub enum Command {
     /// Check the store: backend, files, lock, metadata, secrets (--fix repairs)
     #[command(after_help = AFTER_HELP)]
     Doctor(DoctorArgs),
+    /// Move profiles an older rctoken kept in plain keyutils into the sealed store
+    #[command(after_help = AFTER_HELP)]
+    Migrate,
 }
 
 /// A profile key or label given on the command line: the library's rules.

@@ -109,6 +109,9 @@ pub fn code_of(e: &Error) -> u8 {
 /// One line for the user: what to do about `e`, in the CLI's terms.
 pub fn hint_of(e: &Error) -> String {
     match e {
+        Error::KeychainUnavailable { backend, .. } if backend == "auto" || backend == "sealed" => {
+            "start a Secret Service (a desktop session), allow kernel keyutils (a container's seccomp profile may block it), or give the sealed store a key file: RCTOKEN_KEY_FILE=PATH (see `rctoken --help`)".into()
+        }
         Error::KeychainUnavailable { backend, .. } => format!(
             "unlock or start the {backend} keychain (or pick another with --backend), then retry"
         ),

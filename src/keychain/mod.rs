@@ -85,7 +85,7 @@ impl Backend {
     pub const NAMES: &'static [BackendName] = &[
         BackendName {
             name: AUTO,
-            help: "macOS Keychain / Windows Credential Manager; on Linux the Secret Service if it answers, else keyutils",
+            help: "macOS Keychain / Windows Credential Manager; on Linux the Secret Service if it answers, else the sealed store (key file if configured, else keyutils)",
             tests_only: false,
         },
         BackendName {
@@ -447,7 +447,7 @@ fn open_auto(cfg: &OpenConfig) -> Result<Opened, Error> {
         return Ok(o);
     }
     if cfg!(target_os = "linux") {
-        let why_not = match std::env::var_os("DBUS_SESSION_BUS_ADDRESS") {
+        let no_ss = match std::env::var_os("DBUS_SESSION_BUS_ADDRESS") {
             None => "no session bus (DBUS_SESSION_BUS_ADDRESS is unset)".to_string(),
             // Connecting opens a session with the service, so success means
             // the service answered.
@@ -462,9 +462,31 @@ fn open_auto(cfg: &OpenConfig) -> Result<Opened, Error> {
                 Err(e) => format!("the Secret Service did not answer ({e})"),
             },
         };
-        let mut o = open_raw(&Backend::Keyutils, cfg)?;
-        o.reason = format!("auto: {why_not}; using kernel keyutils (cleared at reboot)");
-        return Ok(o);
+        // A key file the environment names wins over keyutils: whoever
+        // configured one wants tokens that survive a reboot.
+        if let Some(path) = sealing_key::configured_key_file(&cfg.app_id) {
+            let mut o = open_sealed(&KeySource::File(path), cfg, sealed::MAX_ITEM)?;
+            o.reason = format!("auto: {no_ss}; {}", o.reason);
+            return Ok(o);
+        }
+        let no_keyutils = match open_sealed(&KeySource::Keyutils, cfg, sealed::MAX_ITEM) {
+            Ok(mut o) => {
+                o.reason = format!("auto: {no_ss}; {}", o.reason);
+                return Ok(o);
+            }
+            Err(Error::KeychainUnavailable { reason, .. }) => reason,
+            Err(e) => return Err(e),
+        };
+        return Err(Error::KeychainUnavailable {
+            backend: "auto".into(),
+            reason: format!(
+                "no keychain can hold the secrets: {no_ss}; the sealed store {no_keyutils}; \
+                 and no key file is configured ({} or the systemd credential {})",
+                sealing_key::KEY_FILE_ENV,
+                sealing_key::credential_name(&cfg.app_id)
+            ),
+            source: None,
+        });
     }
     Err(Error::KeychainUnavailable {
         backend: "auto".into(),

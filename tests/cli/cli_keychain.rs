@@ -121,41 +121,55 @@ fn secrets_in_another_backend_exit_5_with_a_hint() {
     env.run(&["logout", "--all"]).ok();
 }
 
-/// A headless box: no session bus, so `auto` uses keyutils and says why.
+/// A headless box: no session bus, so `auto` uses the sealed store with
+/// its key in keyutils, and says why; nothing but that key goes to keyutils.
 #[test]
-fn auto_uses_keyutils_without_a_session_bus_and_says_so() {
+fn auto_uses_the_sealed_store_without_a_session_bus_and_says_so() {
     needs!(Kind::Keyutils);
     let env = Env::new("auto-ku", Kind::Keyutils);
     let auto = |args: &[&str]| {
         let mut c = env.bare();
-        c.env_remove("DBUS_SESSION_BUS_ADDRESS").args(args);
+        c.env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .env_remove("RCTOKEN_KEY_FILE")
+            .env_remove("CREDENTIALS_DIRECTORY")
+            .args(args);
         run(&mut c)
     };
     let json = valid_token("AT-auto", "RT-auto", "8118");
     let mut c = env.bare();
-    c.env_remove("DBUS_SESSION_BUS_ADDRESS").arg("import");
+    c.env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env_remove("RCTOKEN_KEY_FILE")
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .arg("import");
     run_with_stdin(&mut c, json.as_bytes()).ok();
     let out = auto(&["status"]).ok();
     assert!(
-        out.stdout.contains("secrets held by:      keyutils"),
+        out.stdout.contains("secrets held by:      sealed"),
         "{}",
         out.stdout
     );
     assert!(
-        out.stdout.contains("keyutils (auto: no session bus (DBUS_SESSION_BUS_ADDRESS is unset); using kernel keyutils (cleared at reboot))"),
+        out.stdout.contains(
+            "sealed (auto: no session bus (DBUS_SESSION_BUS_ADDRESS is unset); the sealed store, with its key in kernel keyutils"
+        ),
         "{}",
         out.stdout
     );
     let out = auto(&["doctor"]).ok();
     assert!(
         out.stdout
-            .contains("backend       keyutils (auto: no session bus"),
+            .contains("backend       sealed (auto: no session bus"),
         "{}",
         out.stdout
     );
     assert_eq!(auto(&["token"]).ok().stdout, "AT-auto\n");
-    assert!(env.in_keychain(&env.accounts("8118")[0]));
-    env.run(&["logout", "--all"]).ok();
+    let account = &env.accounts("8118")[0];
+    assert!(!env.in_keychain(account), "no item in keyutils");
+    assert!(
+        env.dir().join("sealed").join(account).is_file(),
+        "the profile is sealed in the store directory"
+    );
+    auto(&["logout", "--all"]).ok();
 }
 
 /// With the Secret Service answering, `auto` uses it.

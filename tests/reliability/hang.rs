@@ -202,7 +202,7 @@ fn a_secret_service_that_never_answers_times_out_with_keychain_unavailable() {
 }
 
 #[test]
-fn auto_falls_back_to_keyutils_when_the_secret_service_never_answers() {
+fn auto_falls_back_to_the_sealed_store_when_the_secret_service_never_answers() {
     needs!(Kind::Keyutils);
     let _heavy = crate::heavy();
     let app = ids::app_id("hang-auto", "auto");
@@ -218,7 +218,7 @@ fn auto_falls_back_to_keyutils_when_the_secret_service_never_answers() {
     );
     drop(bus);
     eprintln!("{out}");
-    assert_eq!(one(&out, "backend"), "keyutils");
+    assert_eq!(one(&out, "backend"), "sealed");
     let reason = one(&out, "reason").to_lowercase();
     assert!(
         reason.contains("secret service") && reason.contains("keyutils"),

@@ -12,7 +12,7 @@ use rctoken::{Backend, Error, SaveOptions, TokenStore};
 
 use crate::ctx::Ctx;
 use crate::support::backends::Kind;
-use crate::support::{child, ids, rerun, secret_service, tokens};
+use crate::support::{child, ids, keyutils, rerun, secret_service, tokens};
 
 const DIR: &str = "RT_DIR";
 const APP: &str = "RT_APP";
@@ -143,36 +143,47 @@ fn auto_env(test: &str) -> (tempfile::TempDir, String) {
 }
 
 #[test]
-fn auto_without_session_bus_picks_keyutils_and_says_why() {
+fn auto_without_session_bus_picks_the_sealed_store_and_says_why() {
     if child::role().is_some() {
         return auto_child();
     }
     needs!(Kind::Keyutils);
-    let test = test_name!("auto_without_session_bus_picks_keyutils_and_says_why");
+    let test = test_name!("auto_without_session_bus_picks_the_sealed_store_and_says_why");
     let (tmp, app) = auto_env(test);
+    let _purge = keyutils::Purge(app.clone());
     let dir = tmp.path().join("s").display().to_string();
     let env = [(DIR, dir.as_str()), (APP, app.as_str())];
-    let out = child::run(test, "auto", &env, &["DBUS_SESSION_BUS_ADDRESS"]);
-    assert_eq!(child::reported(&out, "name"), "keyutils");
+    let out = child::run(
+        test,
+        "auto",
+        &env,
+        &[
+            "DBUS_SESSION_BUS_ADDRESS",
+            "RCTOKEN_KEY_FILE",
+            "CREDENTIALS_DIRECTORY",
+        ],
+    );
+    assert_eq!(child::reported(&out, "name"), "sealed");
     let reason = child::reported(&out, "reason");
     assert!(
         reason.contains("DBUS_SESSION_BUS_ADDRESS is unset"),
         "{reason}"
     );
     assert!(
-        reason.contains("reboot"),
-        "says keyutils is cleared at reboot: {reason}"
+        reason.contains("keyutils") && reason.contains("reboot"),
+        "says the key is in keyutils, cleared at reboot: {reason}"
     );
 }
 
 #[test]
-fn auto_with_a_dead_session_bus_picks_keyutils_and_says_why() {
+fn auto_with_a_dead_session_bus_picks_the_sealed_store_and_says_why() {
     if child::role().is_some() {
         return auto_child();
     }
     needs!(Kind::Keyutils);
-    let test = test_name!("auto_with_a_dead_session_bus_picks_keyutils_and_says_why");
+    let test = test_name!("auto_with_a_dead_session_bus_picks_the_sealed_store_and_says_why");
     let (tmp, app) = auto_env(test);
+    let _purge = keyutils::Purge(app.clone());
     let dir = tmp.path().join("s").display().to_string();
     let bus = format!("unix:path={}/no-such-bus", tmp.path().display());
     let env = [
@@ -180,8 +191,13 @@ fn auto_with_a_dead_session_bus_picks_keyutils_and_says_why() {
         (APP, app.as_str()),
         ("DBUS_SESSION_BUS_ADDRESS", bus.as_str()),
     ];
-    let out = child::run(test, "auto", &env, &[]);
-    assert_eq!(child::reported(&out, "name"), "keyutils");
+    let out = child::run(
+        test,
+        "auto",
+        &env,
+        &["RCTOKEN_KEY_FILE", "CREDENTIALS_DIRECTORY"],
+    );
+    assert_eq!(child::reported(&out, "name"), "sealed");
     let reason = child::reported(&out, "reason");
     assert!(reason.contains("did not answer"), "{reason}");
 }

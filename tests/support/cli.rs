@@ -265,6 +265,9 @@ impl Drop for Env {
             let _ = self.cmd().args(["doctor", "--fix"]).output();
             let _ = logout(self);
         }
+        // A command run with `auto` and no session bus seals the store,
+        // whose key stays in keyutils after a logout.
+        keyutils::purge(&keyutils::sealing_keys(&self.app));
     }
 }
 

@@ -27,6 +27,11 @@ pub fn namespace(app: &str) -> String {
     format!("rctoken:{app}:")
 }
 
+/// The description prefix of `app`'s sealed stores' keys.
+pub fn sealing_keys(app: &str) -> String {
+    format!("rctoken-key:{app}:")
+}
+
 /// Run `keyctl ARGS...`, panicking unless it succeeds; returns stdout.
 pub fn keyctl(args: &[&str]) -> Vec<u8> {
     let out = Command::new("keyctl")
@@ -247,13 +252,15 @@ pub fn purge(prefix: &str) {
     }
 }
 
-/// Purges `app`'s namespace on drop, so a failing test leaves nothing in
-/// the user keyring (where keys last until reboot).
+/// Purges `app`'s namespace, and its sealed stores' keys, on drop, so a
+/// failing test leaves nothing in the user keyring (where keys last until
+/// reboot).
 #[allow(dead_code, reason = "not every test crate uses it")]
 pub struct Purge(pub String);
 
 impl Drop for Purge {
     fn drop(&mut self) {
         purge(&namespace(&self.0));
+        purge(&sealing_keys(&self.0));
     }
 }

@@ -68,6 +68,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Export(a) => token::export(&ctx, a),
         Command::Logout(a) => profile::logout(&ctx, a),
         Command::Doctor(a) => doctor::run(&ctx, a),
+        Command::Migrate => profile::migrate(&ctx),
     }
 }
 

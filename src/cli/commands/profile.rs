@@ -16,6 +16,19 @@ pub fn switch(ctx: &Ctx, a: SwitchArgs) -> Result<u8, Failure> {
     Ok(OK)
 }
 
+/// `rctoken migrate`: move every profile whose secrets are in plain
+/// keyutils into the sealed store this store now uses.
+pub fn migrate(ctx: &Ctx) -> Result<u8, Failure> {
+    let store = ctx.open()?;
+    let n = store.migrate()?;
+    let backend = store.backend().map(|(name, _)| name)?;
+    output::print(&format!(
+        "moved {n} profile{} into {backend}\n",
+        if n == 1 { "" } else { "s" }
+    ))?;
+    Ok(OK)
+}
+
 pub fn logout(ctx: &Ctx, a: LogoutArgs) -> Result<u8, Failure> {
     let store = ctx.open()?;
     if a.all {

@@ -633,3 +633,38 @@ fn under_a_seccomp_filter_that_blocks_keyutils() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "sc-access");
     assert!(f.app_keys().is_empty(), "nothing went to keyutils");
 }
+
+/// `rctoken migrate` moves what an older rctoken left in plain keyutils.
+#[test]
+fn the_migrate_command_moves_plain_keyutils_profiles_into_the_sealed_store() {
+    needs!(Kind::Keyutils);
+    let f = Fixture::new("migcli");
+    let json = br#"{"access_token":"mig-access","token_type":"bearer","expires_in":3600,"scope":"x","owner_id":"77"}"#;
+    let mut c = f.cli();
+    c.env("RCTOKEN_BACKEND", "keyutils").arg("import");
+    let out = run(c, json);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let plain = || Fixture::keys_with_prefix(&format!("rctoken:{}:", f.app)).len();
+    assert_eq!(plain(), 1);
+    let mut c = f.cli();
+    c.arg("migrate");
+    let out = run(c, b"");
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "moved 1 profile into sealed\n"
+    );
+    assert_eq!(plain(), 0, "the keyutils item is gone");
+    let mut c = f.cli();
+    c.arg("token");
+    let out = run(c, b"");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "mig-access\n");
+    // Nothing left to move.
+    let mut c = f.cli();
+    c.arg("migrate");
+    let out = run(c, b"");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "moved 0 profiles into sealed\n"
+    );
+}
