@@ -668,3 +668,53 @@ fn the_migrate_command_moves_plain_keyutils_profiles_into_the_sealed_store() {
         "moved 0 profiles into sealed\n"
     );
 }
+
+/// As the user running the suite (CI: non-root, 20,000 bytes of keyutils
+/// quota): 1,000 profiles of realistic size (1.3 KB access and refresh
+/// tokens, a 3 KB id token) are saved and every one of them refreshed,
+/// while keyutils holds one 32-byte key for the store. Plain keyutils
+/// holds three such profiles.
+#[test]
+fn a_thousand_realistic_profiles_fit_and_all_refresh() {
+    needs!(Kind::Keyutils);
+    let f = Fixture::new("thousand");
+    let store = f.store(KeySource::Keyutils);
+    let realistic = |owner: &str, tag: &str| {
+        let mut t = token(owner, tag, 1300);
+        let id = token(owner, &format!("{tag}id"), 3000);
+        t.id_token = id.id_token;
+        t
+    };
+    store
+        .save(&realistic("100000", "first"), SaveOptions::new())
+        .expect("first save");
+    let n = 1000;
+    for i in 0..n {
+        let mut t = realistic(&format!("{}", 100_000 + i), "t");
+        t.expires_in = 0; // expired: every one will refresh
+        store.save(&t, SaveOptions::new()).expect("save");
+    }
+    assert_eq!(store.list().expect("list").len(), n);
+    for i in 0..n {
+        let key = format!("{}", 100_000 + i);
+        let got = store
+            .refresh(&key, Duration::from_secs(60), |_| {
+                Ok::<_, std::io::Error>(realistic(&key, "new"))
+            })
+            .expect("refresh");
+        assert!(got.info.refreshed);
+    }
+    // Other tests of this binary use keyutils meanwhile, so the quota
+    // figures are not this test's alone: count this app's keys instead.
+    assert_eq!(
+        Fixture::keys_with_prefix(&format!("rctoken:{}:", f.app)).len(),
+        0,
+        "no item in keyutils"
+    );
+    assert_eq!(f.app_keys().len(), 1, "one key for the store");
+    assert_eq!(
+        sealed_files(&f.dir()).len(),
+        n,
+        "one file per profile, old generations gone"
+    );
+}
