@@ -435,6 +435,31 @@ fn scenario(backend: Backend, label: &'static str, max_item: Option<usize>) -> V
     take_hits(label)
 }
 
+/// Remove the sealed scenario's key (a logout leaves a sealed store's key):
+/// every `user` key in /proc/keys whose description starts with `prefix`.
+fn purge_sealing_keys(prefix: &str) {
+    let Ok(text) = std::fs::read_to_string("/proc/keys") else {
+        return;
+    };
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() > 8 && fields[7] == "user" && fields[8].starts_with(prefix) {
+            let id = u32::from_str_radix(fields[0], 16)
+                .map_or_else(|_| String::new(), |n| n.to_string());
+            for args in [
+                vec!["unlink", id.as_str(), "@u"],
+                vec!["invalidate", id.as_str()],
+            ] {
+                let _ = std::process::Command::new("keyctl")
+                    .args(&args)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status();
+            }
+        }
+    }
+}
+
 fn assert_only_known(all: &[Found]) {
     let text = report(all);
     eprintln!("zeroization hits ({}):\n{text}", all.len());
@@ -467,6 +492,17 @@ fn no_freed_block_holds_a_secret_on_any_backend() {
     }
     if backends::available(Kind::SecretService) {
         all.extend(scenario(Backend::SecretService, "secret-service", None));
+    }
+    if backends::available(Kind::Keyutils) {
+        // The sealed store, its key in keyutils: the envelope is encrypted
+        // and decrypted in rctoken's own buffers.
+        let sealed = Backend::Sealed(rctoken::KeySource::Keyutils);
+        all.extend(scenario(sealed, "sealed", None));
+        ARMED.store(false, Ordering::SeqCst);
+        purge_sealing_keys(&format!(
+            "rctoken-key:zeroize-sealed-{}:",
+            std::process::id()
+        ));
     }
     ARMED.store(false, Ordering::SeqCst);
     assert_only_known(&all);
