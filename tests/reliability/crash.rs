@@ -298,10 +298,14 @@ fn check_after_kill(
     let info = now.iter().find(|p| p.profile == PROFILE);
     let expected = info.map_or(0, |p| p.keychain_items() as usize);
     let start = Instant::now();
-    let mut seen = outside_count(app, backend_name);
+    let count = || match backend_name {
+        "sealed" => sealed_files(store),
+        _ => outside_count(app, backend_name),
+    };
+    let mut seen = count();
     while seen != expected && start.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(20));
-        seen = outside_count(app, backend_name);
+        seen = count();
     }
     assert_eq!(
         seen, expected,
@@ -484,6 +488,26 @@ fn sigkill_between_the_items_of_split_envelopes_keyutils() {
     let _heavy = crate::heavy();
     // About five items per save: kills also land mid-write and mid-delete.
     crash_loop("keyutils", 150, 30, Some(200));
+}
+
+#[test]
+fn sigkill_during_save_refresh_logout_sealed() {
+    needs!(Kind::Keyutils);
+    let _heavy = crate::heavy();
+    // The sealed store, its key in keyutils: every item is a file written
+    // by atomic replace, so kills land mid-seal and mid-rename too.
+    crash_loop("sealed", 150, 30, None);
+}
+
+/// The sealed items (files) of the store, seen from outside the library.
+fn sealed_files(store: &TokenStore) -> usize {
+    std::fs::read_dir(store.layout().dir().join("sealed"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                .count()
+        })
+        .unwrap_or(0)
 }
 
 #[test]

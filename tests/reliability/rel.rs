@@ -78,6 +78,19 @@ pub fn cleanup(store: &TokenStore, app: &str, backend_name: &str) {
     let left = match backend_name {
         "keyutils" => keyutils::items_settle(app, 0).len(),
         "secret-service" => secret_service::count(app),
+        "sealed" => {
+            let dir = store.layout().dir().join("sealed");
+            let files = std::fs::read_dir(&dir)
+                .map(|d| {
+                    d.flatten()
+                        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                        .count()
+                })
+                .unwrap_or(0);
+            // A logout leaves the store's key; the test leaves nothing.
+            keyutils::purge(&keyutils::sealing_keys(app));
+            files + keyutils::items(app).len()
+        }
         _ => 0,
     };
     assert_eq!(
