@@ -343,16 +343,17 @@ impl TokenStore {
         // 4. Drop the old generation (from plain keyutils, for a profile
         //    moving to the sealed store). A failure leaves an orphan for
         //    `repair`.
-        if let Some(old) = old {
-            let old_kc = self.keychain.holding(&old.secret.backend)?;
-            if old.secret.backend == old_kc.name() {
-                secrets::delete(
-                    old_kc.as_ref(),
-                    key,
-                    &old.secret.generation,
-                    old.secret.items,
-                );
-            }
+        //    The save has committed: nothing here may fail it.
+        if let Some(old) = old
+            && let Ok(old_kc) = self.keychain.holding(&old.secret.backend)
+            && old.secret.backend == old_kc.name()
+        {
+            secrets::delete(
+                old_kc.as_ref(),
+                key,
+                &old.secret.generation,
+                old.secret.items,
+            );
         }
         Ok(info)
     }
