@@ -12,6 +12,7 @@ use std::time::Duration;
 use rctoken::{Backend, Error, KeySource, SaveOptions, Selector, TokenInfo, TokenStore};
 
 use crate::support::backends::Kind;
+use crate::support::keyutils;
 use secrecy::ExposeSecret;
 
 mod seccomp;
@@ -62,41 +63,27 @@ impl Fixture {
     /// The description of this store's key in keyutils, once it exists.
     fn key_description(&self) -> Option<String> {
         let id = std::fs::read_to_string(self.dir().join("sealed/.store-id")).ok()?;
-        Some(format!("rctoken-key:{}:{}", self.app, id.trim()))
+        Some(format!(
+            "{}{}",
+            keyutils::sealing_keys(&self.app),
+            id.trim()
+        ))
     }
 
-    /// Every `user` key in @u whose description starts with `prefix`.
+    /// Every live key in @u whose description starts with `prefix`.
     fn keys_with_prefix(prefix: &str) -> Vec<String> {
-        let out = Command::new("keyctl")
-            .args(["rlist", "@u"])
-            .output()
-            .expect("keyctl rlist");
-        String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .filter_map(|id| {
-                let d = Command::new("keyctl")
-                    .args(["rdescribe", id])
-                    .output()
-                    .ok()?;
-                let d = String::from_utf8_lossy(&d.stdout).trim().to_string();
-                let desc = d.splitn(5, ';').nth(4)?.to_string();
-                (d.starts_with("user;") && desc.starts_with(prefix)).then_some(id.to_string())
-            })
-            .collect()
+        keyutils::keys(prefix).into_iter().map(|k| k.id).collect()
     }
 
     fn app_keys(&self) -> Vec<String> {
-        let mut keys = Self::keys_with_prefix(&format!("rctoken-key:{}:", self.app));
-        keys.extend(Self::keys_with_prefix(&format!("rctoken:{}:", self.app)));
+        let mut keys = Self::keys_with_prefix(&keyutils::sealing_keys(&self.app));
+        keys.extend(Self::keys_with_prefix(&keyutils::namespace(&self.app)));
         keys
     }
 
     /// Simulate a reboot for this store: its key is gone from keyutils.
     fn clear_key(&self) {
-        for id in Self::keys_with_prefix(&format!("rctoken-key:{}:", self.app)) {
-            let _ = Command::new("keyctl").args(["unlink", &id, "@u"]).output();
-            let _ = Command::new("keyctl").args(["invalidate", &id]).output();
-        }
+        keyutils::purge(&keyutils::sealing_keys(&self.app));
     }
 
     fn cli(&self) -> Command {
@@ -113,10 +100,8 @@ impl Fixture {
 
 impl Drop for Fixture {
     fn drop(&mut self) {
-        for id in self.app_keys() {
-            let _ = Command::new("keyctl").args(["unlink", &id, "@u"]).output();
-            let _ = Command::new("keyctl").args(["invalidate", &id]).output();
-        }
+        keyutils::purge(&keyutils::sealing_keys(&self.app));
+        keyutils::purge(&keyutils::namespace(&self.app));
     }
 }
 
@@ -133,24 +118,8 @@ fn write_mode(path: &Path, bytes: &[u8], mode: u32) {
 }
 
 fn base64(bytes: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64ct::Encoding;
+    base64ct::Base64::encode_string(bytes)
 }
 
 /// A token whose three secrets are `size` characters each, tagged.
@@ -389,7 +358,7 @@ fn many_processes_opening_a_fresh_store_share_one_key() {
         "more than one process was about to create the key"
     );
     assert_eq!(markers(), 1, "only the first process found no key");
-    let keys = Fixture::keys_with_prefix(&format!("rctoken-key:{}:", f.app));
+    let keys = Fixture::keys_with_prefix(&keyutils::sealing_keys(&f.app));
     assert_eq!(keys.len(), 1, "one key for the store: {keys:?}");
     let store = f.store(KeySource::Keyutils);
     for i in 0..n {
@@ -556,7 +525,7 @@ fn profiles_left_in_plain_keyutils_keep_working_and_move_when_saved() {
         old.save(&token("602", "l2", 300), SaveOptions::new())
             .expect("save");
     }
-    let plain_items = || Fixture::keys_with_prefix(&format!("rctoken:{}:", f.app)).len();
+    let plain_items = || Fixture::keys_with_prefix(&keyutils::namespace(&f.app)).len();
     assert_eq!(plain_items(), 2);
     let store = f.store(KeySource::Keyutils);
     // Readable as before, and verify is clean.
@@ -644,7 +613,7 @@ fn the_migrate_command_moves_plain_keyutils_profiles_into_the_sealed_store() {
     c.env("RCTOKEN_BACKEND", "keyutils").arg("import");
     let out = run(c, json);
     assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
-    let plain = || Fixture::keys_with_prefix(&format!("rctoken:{}:", f.app)).len();
+    let plain = || Fixture::keys_with_prefix(&keyutils::namespace(&f.app)).len();
     assert_eq!(plain(), 1);
     let mut c = f.cli();
     c.arg("migrate");
@@ -707,7 +676,7 @@ fn a_thousand_realistic_profiles_fit_and_all_refresh() {
     // Other tests of this binary use keyutils meanwhile, so the quota
     // figures are not this test's alone: count this app's keys instead.
     assert_eq!(
-        Fixture::keys_with_prefix(&format!("rctoken:{}:", f.app)).len(),
+        Fixture::keys_with_prefix(&keyutils::namespace(&f.app)).len(),
         0,
         "no item in keyutils"
     );
