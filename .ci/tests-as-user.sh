@@ -58,6 +58,10 @@ fi
 # shellcheck source=.ci/lib/leftovers.sh
 . .ci/lib/leftovers.sh
 ensure_deps
+# shellcheck source=.ci/lib/sdks.sh
+. .ci/lib/sdks.sh
+sdk_dir=/var/cache/rctoken-ci/sdks
+ensure_sdks "$sdk_dir"
 
 step() { printf '\n==== %s ====\n' "$*"; }
 started=$SECONDS
@@ -233,6 +237,7 @@ keyring_retry runuser -u "$CI_USER" -- env -i \
   HOME="$home" USER="$CI_USER" LOGNAME="$CI_USER" SHELL=/bin/bash \
   PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 RUST_BACKTRACE=0 \
   RCTOKEN_CI_BINARY_TIMEOUT="${RCTOKEN_CI_BINARY_TIMEOUT:-1200}" \
+  RCTOKEN_TEST_SDK_DIR="$sdk_dir" \
   "$repo/.ci/with-keyring.sh" \
   "$repo/.ci/run-test-binaries.sh" "$CI_TMP/binaries" "$CI_TMP/logs-user" \
   --expect-some -- --skip as_root || rc=$?

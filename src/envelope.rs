@@ -1,11 +1,15 @@
 //! The secret envelope: all secrets of one profile in one versioned blob, and
 //! its split into keychain items when a backend limits item size.
 //!
-//! Envelope v1 (big-endian integers):
-//! `"RCTE" | version u8 = 1 | generation u64 | key: u16 len + UTF-8 |
+//! Envelope v2 (big-endian integers):
+//! `"RCTE" | version u8 = 2 | generation u64 | key: u16 len + UTF-8 |
 //!  record: u32 len + JSON of the non-secret ProfileInfo |
 //!  access: u32 len + bytes | refresh: u8 present + u32 len + bytes |
-//!  id: u8 present + u32 len + bytes`
+//!  id: u8 present + u32 len + bytes | client secret: u8 present + u32 len + bytes`
+//!
+//! v1 is the same without the client secret; this build reads both and
+//! writes v2. An older build reads a v2 envelope as "newer", which it
+//! leaves alone, rather than as damaged.
 //!
 //! Item v1: `"RCTI" | version u8 = 1 | generation u64 | index u16 | count u16 | payload`,
 //! where the payloads of items `0..count` concatenate to the envelope.
@@ -16,8 +20,17 @@
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
-/// The envelope format version this build writes and reads.
-pub const ENVELOPE_VERSION: u8 = 1;
+/// The envelope format version this build writes (it reads this one and
+/// every older one, from 1).
+pub const ENVELOPE_VERSION: u8 = 2;
+
+/// The item framing version (independent of the envelope's).
+const ITEM_VERSION: u8 = 1;
+
+/// Whether this build reads envelopes of `version`.
+pub(crate) fn readable(version: u8) -> bool {
+    (1..=ENVELOPE_VERSION).contains(&version)
+}
 const MAGIC: &[u8; 4] = b"RCTE";
 const ITEM_MAGIC: &[u8; 4] = b"RCTI";
 /// Bytes of item header before the payload.
@@ -31,6 +44,8 @@ pub(crate) struct Decoded {
     pub access: SecretString,
     pub refresh: Option<SecretString>,
     pub id: Option<SecretString>,
+    /// The app's client secret (v2; a profile logged in with one).
+    pub client: Option<SecretString>,
 }
 
 impl Decoded {
@@ -47,6 +62,7 @@ impl Decoded {
             + self.access.expose_secret().len()
             + opt(&self.refresh)
             + opt(&self.id)
+            + opt(&self.client)
     }
 }
 
@@ -64,7 +80,7 @@ impl std::fmt::Display for EnvelopeError {
         match self {
             EnvelopeError::Version(v) => write!(
                 f,
-                "format version {v}; this build reads version {ENVELOPE_VERSION}"
+                "format version {v}; this build reads versions 1 to {ENVELOPE_VERSION}"
             ),
             EnvelopeError::Malformed(m) => f.write_str(m),
         }
@@ -89,10 +105,12 @@ pub(crate) fn encode(
     access: &SecretString,
     refresh: Option<&SecretString>,
     id: Option<&SecretString>,
+    client: Option<&SecretString>,
 ) -> Result<Zeroizing<Vec<u8>>, TooLarge> {
     let a = access.expose_secret().as_bytes();
     let r = refresh.map(|s| s.expose_secret().as_bytes());
     let i = id.map(|s| s.expose_secret().as_bytes());
+    let c = client.map(|s| s.expose_secret().as_bytes());
     let len = 4
         + 1
         + 8
@@ -105,7 +123,9 @@ pub(crate) fn encode(
         + 5
         + r.map_or(0, <[u8]>::len)
         + 5
-        + i.map_or(0, <[u8]>::len);
+        + i.map_or(0, <[u8]>::len)
+        + 5
+        + c.map_or(0, <[u8]>::len);
     let mut out = Zeroizing::new(Vec::with_capacity(len));
     out.extend_from_slice(MAGIC);
     out.push(ENVELOPE_VERSION);
@@ -116,12 +136,15 @@ pub(crate) fn encode(
     out.extend_from_slice(record);
     out.extend_from_slice(&field::<u32>(a.len(), "access token")?.to_be_bytes());
     out.extend_from_slice(a);
-    for opt in [r, i] {
+    for opt in [r, i, c] {
         match opt {
             None => out.extend_from_slice(&[0, 0, 0, 0, 0]),
             Some(b) => {
                 out.push(1);
-                out.extend_from_slice(&field::<u32>(b.len(), "refresh or id token")?.to_be_bytes());
+                out.extend_from_slice(
+                    &field::<u32>(b.len(), "refresh token, id token or client secret")?
+                        .to_be_bytes(),
+                );
                 out.extend_from_slice(b);
             }
         }
@@ -198,7 +221,7 @@ pub(crate) fn decode(buf: &[u8]) -> Result<Decoded, EnvelopeError> {
         return Err(EnvelopeError::Malformed("not an rctoken envelope".into()));
     }
     let version = r.u8("version")?;
-    if version != ENVELOPE_VERSION {
+    if !readable(version) {
         return Err(EnvelopeError::Version(version));
     }
     let generation = r.u64("generation")?;
@@ -212,6 +235,11 @@ pub(crate) fn decode(buf: &[u8]) -> Result<Decoded, EnvelopeError> {
     let access = r.secret("access token")?;
     let refresh = r.opt_secret("refresh token")?;
     let id = r.opt_secret("id token")?;
+    let client = if version >= 2 {
+        r.opt_secret("client secret")?
+    } else {
+        None
+    };
     if r.pos != buf.len() {
         return Err(EnvelopeError::Malformed(format!(
             "{} trailing bytes",
@@ -225,6 +253,7 @@ pub(crate) fn decode(buf: &[u8]) -> Result<Decoded, EnvelopeError> {
         access,
         refresh,
         id,
+        client,
     })
 }
 
@@ -236,7 +265,7 @@ pub(crate) fn peek_record(prefix: &[u8]) -> Option<&[u8]> {
         buf: prefix,
         pos: 0,
     };
-    if r.take(4, "magic").ok()? != MAGIC || r.u8("version").ok()? != ENVELOPE_VERSION {
+    if r.take(4, "magic").ok()? != MAGIC || !readable(r.u8("version").ok()?) {
         return None;
     }
     r.u64("generation").ok()?;
@@ -261,7 +290,7 @@ pub(crate) fn split(
         .map(|(i, part)| {
             let mut item = Zeroizing::new(Vec::with_capacity(ITEM_HEADER + part.len()));
             item.extend_from_slice(ITEM_MAGIC);
-            item.push(ENVELOPE_VERSION);
+            item.push(ITEM_VERSION);
             item.extend_from_slice(&generation.to_be_bytes());
             item.extend_from_slice(&i.to_be_bytes());
             item.extend_from_slice(&count.to_be_bytes());
@@ -286,7 +315,7 @@ pub(crate) fn item_payload(
         ));
     }
     let version = r.u8("item version")?;
-    if version != ENVELOPE_VERSION {
+    if version != ITEM_VERSION {
         return Err(EnvelopeError::Version(version));
     }
     let g = r.u64("item generation")?;
@@ -334,7 +363,7 @@ mod tests {
     fn sample(n: usize) -> Zeroizing<Vec<u8>> {
         let a = SecretString::from("A".repeat(n).as_str());
         let r = SecretString::from("refresh");
-        encode("256440016", 7, b"{}", &a, Some(&r), None).expect("fits")
+        encode("256440016", 7, b"{}", &a, Some(&r), None, None).expect("fits")
     }
 
     #[test]
@@ -372,8 +401,36 @@ mod tests {
         for cut in 0..env.len() {
             assert!(decode(&env[..cut]).is_err(), "cut at {cut}");
         }
-        let mut v2 = env.to_vec();
-        v2[4] = 2;
-        assert!(matches!(decode(&v2), Err(EnvelopeError::Version(_))));
+        let mut newer = env.to_vec();
+        newer[4] = ENVELOPE_VERSION + 1;
+        assert!(matches!(decode(&newer), Err(EnvelopeError::Version(_))));
+        let mut zero = env.to_vec();
+        zero[4] = 0;
+        assert!(matches!(decode(&zero), Err(EnvelopeError::Version(0))));
+    }
+
+    #[test]
+    fn version_1_is_read_and_version_2_carries_the_client_secret() {
+        let a = SecretString::from("AT".to_string());
+        let c = SecretString::from("client-secret".to_string());
+        let with = encode("k", 3, b"{}", &a, None, None, Some(&c)).unwrap();
+        let d = decode(&with).unwrap();
+        assert_eq!(
+            d.client.as_ref().map(|s| s.expose_secret()),
+            Some("client-secret")
+        );
+        assert_eq!(d.encoded_len(), with.len());
+        // A v1 envelope: v2 without the client field.
+        let without = encode("k", 3, b"{}", &a, None, None, None).unwrap();
+        let mut v1 = without[..without.len() - 5].to_vec();
+        v1[4] = 1;
+        let d = decode(&v1).unwrap();
+        assert!(d.client.is_none());
+        assert_eq!(d.access.expose_secret(), "AT");
+        assert_eq!(peek_record(&v1), Some(&b"{}"[..]));
+        // v1 with a client field is damaged, not silently accepted.
+        let mut bad = without.to_vec();
+        bad[4] = 1;
+        assert!(matches!(decode(&bad), Err(EnvelopeError::Malformed(_))));
     }
 }

@@ -55,6 +55,16 @@ pub enum Error {
     /// No profile has this key or label. List the profiles and use one of them.
     #[error("no profile `{0}`")]
     NoSuchProfile(String),
+    /// No store exists for this app id in this directory (from
+    /// [`StoreBuilder::open_existing`](crate::StoreBuilder::open_existing)):
+    /// nothing was ever saved there. Check the app id and directory.
+    #[error("no store for app `{app}` at {}", dir.display())]
+    NoStore {
+        /// The app id.
+        app: String,
+        /// The directory that does not exist.
+        dir: PathBuf,
+    },
     /// No profile is active. Switch to one, or name it explicitly.
     #[error("no profile is active")]
     NoActiveProfile,
@@ -88,6 +98,20 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// The profile's secrets were written by a newer rctoken (a newer
+    /// envelope format). Nothing is wrong with them: upgrade rctoken.
+    /// Repair leaves them alone.
+    #[error(
+        "the secrets of profile `{profile}` have format version {found}; this rctoken reads up to {supported}"
+    )]
+    SecretsTooNew {
+        /// The profile key.
+        profile: String,
+        /// The version found.
+        found: u8,
+        /// The newest version this build reads.
+        supported: u8,
+    },
     /// The metadata file does not parse. It has not been touched; fix it by
     /// hand or run `repair` (`rctoken doctor --fix`), which moves it aside.
     #[error("metadata file {} is corrupt: {reason}", path.display())]
@@ -115,6 +139,8 @@ pub enum Error {
         path: PathBuf,
         /// What is unsafe about it.
         reason: String,
+        /// The same, for a program.
+        kind: UnsafeKind,
     },
     /// The token JSON does not parse or violates the model. Pass the token
     /// endpoint's response unchanged.
@@ -122,6 +148,22 @@ pub enum Error {
     BadToken {
         /// The field and the problem, never the value.
         reason: String,
+    },
+    /// The JSON is the token endpoint's error response, not a token: the
+    /// request that produced it was refused. `invalid_grant` means the
+    /// refresh token (or code) it used is dead: log in again.
+    #[error(
+        "the JSON is RingCentral's error response, not a token: {error}{}{}",
+        error_code.as_ref().map(|c| format!(" ({c})")).unwrap_or_default(),
+        description.as_ref().map(|d| format!(": {d}")).unwrap_or_default()
+    )]
+    ErrorResponse {
+        /// The OAuth `error`, e.g. `invalid_grant`.
+        error: String,
+        /// `error_description`, if given.
+        description: Option<String>,
+        /// The first `errors[].errorCode`, e.g. `OAU-213`.
+        error_code: Option<String>,
     },
     /// A profile key, label or app id is not acceptable (for
     /// [`NameKind::OwnerId`]: the token's `owner_id` cannot name a profile,
@@ -268,6 +310,23 @@ pub enum Error {
         /// Which key is missing.
         reason: String,
     },
+    /// The sealed store is sealed under another key than the configured
+    /// one (another key file, or a store moved to a key file that this
+    /// process was not given). Nothing was read, sealed or deleted:
+    /// configure the store's key (the message names it).
+    #[error("the sealed store's key is not configured: {reason}")]
+    WrongSealingKey {
+        /// Which key the store is sealed under, and which one is configured.
+        reason: String,
+    },
+    /// A key rotation was refused before it changed anything (an item that
+    /// does not open, a rotation to another key pending, no new key given),
+    /// or cannot finish; the reason says what to do.
+    #[error("the key rotation cannot go on: {reason}")]
+    CannotRotate {
+        /// Why, and what to do.
+        reason: String,
+    },
     /// A bug: a keychain backend panicked (caught at the keychain boundary)
     /// or an invariant of this crate did not hold. The store is crash-safe,
     /// so nothing is torn; retry, and report it.
@@ -276,6 +335,22 @@ pub enum Error {
         /// What failed, without secrets.
         reason: String,
     },
+}
+
+/// What is unsafe about a store path or a key file ([`Error::UnsafeStore`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UnsafeKind {
+    /// A symbolic link where a directory or file must be.
+    Symlink,
+    /// Not a directory where the store's directory must be.
+    NotADirectory,
+    /// Not a regular file where a store file or key file must be.
+    NotAFile,
+    /// Owned by another user (for a key file: neither this user nor root).
+    OtherOwner,
+    /// Writable by group or others (for a key file: any group or other access).
+    OpenToOthers,
 }
 
 impl Error {
@@ -292,6 +367,7 @@ impl Error {
             | Error::RefreshNotStored { .. } => ErrorKind::LoginAgain,
             Error::NoSuchProfile(_)
             | Error::NoActiveProfile
+            | Error::NoStore { .. }
             | Error::BadToken { .. }
             | Error::InvalidName { .. }
             | Error::TooLarge { .. }
@@ -301,12 +377,17 @@ impl Error {
             | Error::CorruptSecret { .. }
             | Error::CorruptMetadata { .. }
             | Error::UnsupportedVersion { .. }
+            | Error::SecretsTooNew { .. }
             | Error::UnsafeStore { .. }
             | Error::Io { .. }
             | Error::NoDataDir
             | Error::ForeignStore { .. }
             | Error::BadKeyFile { .. }
+            | Error::WrongSealingKey { .. }
+            | Error::CannotRotate { .. }
             | Error::KeychainFull { .. } => ErrorKind::FixStore,
+            Error::ErrorResponse { error, .. } if error == "invalid_grant" => ErrorKind::LoginAgain,
+            Error::ErrorResponse { .. } => ErrorKind::BadInput,
             Error::NotRefreshed { source, .. } => source.kind(),
             Error::Internal { .. } => ErrorKind::Bug,
         }

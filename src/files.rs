@@ -6,7 +6,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, UnsafeKind};
 
 /// Create `dir` (and missing parents) with mode 0700, then check it is safe.
 pub(crate) fn ensure_private_dir(dir: &Path) -> Result<()> {
@@ -56,6 +56,7 @@ pub(crate) fn open_checked(path: &Path, options: &OpenOptions) -> Result<Option<
             return Err(Error::UnsafeStore {
                 path: path.to_path_buf(),
                 reason: "it is a symbolic link".into(),
+                kind: UnsafeKind::Symlink,
             });
         }
         Err(e) => return Err(Error::io("opening", path, e)),
@@ -68,27 +69,34 @@ pub(crate) fn open_checked(path: &Path, options: &OpenOptions) -> Result<Option<
 }
 
 fn check_meta(path: &Path, meta: &std::fs::Metadata, is_dir: bool) -> Result<()> {
-    let unsafe_ = |reason: &str| Error::UnsafeStore {
+    let unsafe_ = |reason: &str, kind: UnsafeKind| Error::UnsafeStore {
         path: path.to_path_buf(),
         reason: reason.to_string(),
+        kind,
     };
     if meta.file_type().is_symlink() {
-        return Err(unsafe_("it is a symbolic link"));
+        return Err(unsafe_("it is a symbolic link", UnsafeKind::Symlink));
     }
     if is_dir && !meta.is_dir() {
-        return Err(unsafe_("it is not a directory"));
+        return Err(unsafe_("it is not a directory", UnsafeKind::NotADirectory));
     }
     if !is_dir && !meta.is_file() {
-        return Err(unsafe_("it is not a regular file"));
+        return Err(unsafe_("it is not a regular file", UnsafeKind::NotAFile));
     }
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
         if meta.uid() != current_uid() {
-            return Err(unsafe_("it is owned by another user"));
+            return Err(unsafe_(
+                "it is owned by another user",
+                UnsafeKind::OtherOwner,
+            ));
         }
         if meta.mode() & 0o022 != 0 {
-            return Err(unsafe_("it is writable by group or others"));
+            return Err(unsafe_(
+                "it is writable by group or others",
+                UnsafeKind::OpenToOthers,
+            ));
         }
     }
     Ok(())
@@ -189,7 +197,7 @@ fn write_atomic_at(
         if let Some(point) = point {
             crate::failpoint::check(point).map_err(|e| Error::io("renaming", &tmp, e))?;
         }
-        std::fs::rename(&tmp, path).map_err(|e| Error::io("renaming", &tmp, e))?;
+        rename_replacing(&tmp, path).map_err(|e| Error::io("renaming", &tmp, e))?;
         sync_dir(dir);
         Ok(())
     })();
@@ -247,7 +255,7 @@ impl ReservedFile {
         check_safe_if_exists(target, false)?;
         crate::failpoint::check(crate::failpoint::Point::MetadataRename)
             .map_err(|e| Error::io("renaming", &path, e))?;
-        std::fs::rename(&path, target).map_err(|e| Error::io("renaming", &path, e))?;
+        rename_replacing(&path, target).map_err(|e| Error::io("renaming", &path, e))?;
         self.committed = true;
         sync_dir(target.parent().unwrap_or(Path::new(".")));
         sync_dir(path.parent().unwrap_or(Path::new(".")));
@@ -306,9 +314,45 @@ pub(crate) fn move_aside(path: &Path, now_unix: i64) -> Result<PathBuf> {
     let mut target = path.as_os_str().to_owned();
     target.push(format!(".corrupt-{now_unix}"));
     let target = PathBuf::from(target);
-    std::fs::rename(path, &target).map_err(|e| Error::io("moving aside", path, e))?;
+    rename_replacing(path, &target).map_err(|e| Error::io("moving aside", path, e))?;
     sync_dir(path.parent().unwrap_or(Path::new(".")));
     Ok(target)
+}
+
+/// Rename `from` over `to`, replacing it atomically (`rename(2)`; on
+/// Windows std's `MoveFileExW` with `MOVEFILE_REPLACE_EXISTING`).
+///
+/// On Windows the replace fails while another process has `to` open
+/// without `FILE_SHARE_DELETE` (an antivirus scan, a backup tool, an
+/// editor; rctoken's own opens, std's defaults, share delete), with a
+/// sharing violation or "access denied". That is momentary, so it is
+/// retried with backoff for about a second before the error is returned.
+fn rename_replacing(from: &Path, to: &Path) -> std::io::Result<()> {
+    #[cfg(windows)]
+    {
+        const ERROR_ACCESS_DENIED: i32 = 5;
+        const ERROR_SHARING_VIOLATION: i32 = 32;
+        const ERROR_LOCK_VIOLATION: i32 = 33;
+        let mut pause = std::time::Duration::from_millis(5);
+        let mut waited = std::time::Duration::ZERO;
+        loop {
+            match std::fs::rename(from, to) {
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(ERROR_ACCESS_DENIED | ERROR_SHARING_VIOLATION | ERROR_LOCK_VIOLATION)
+                    ) && waited < std::time::Duration::from_secs(1) =>
+                {
+                    std::thread::sleep(pause);
+                    waited += pause;
+                    pause = (pause * 2).min(std::time::Duration::from_millis(100));
+                }
+                other => return other,
+            }
+        }
+    }
+    #[cfg(not(windows))]
+    std::fs::rename(from, to)
 }
 
 fn sync_dir(dir: &Path) {

@@ -73,25 +73,32 @@ mod metadata;
 mod model;
 mod names;
 mod repair;
+#[cfg(feature = "ringcentral")]
+pub mod ringcentral;
+mod sdk_formats;
 mod secrets;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod wait;
 
 #[cfg(feature = "async")]
 pub use asynchronous::AsyncTokenStore;
 pub use envelope::ENVELOPE_VERSION;
-pub use error::{Error, ErrorKind, NameKind, Result};
+pub use error::{Error, ErrorKind, NameKind, Result, UnsafeKind};
 pub use keychain::{Backend, BackendName, KeySource, MemoryKeychain, Quota};
 pub use layout::StoreLayout;
 pub use metadata::{FORMAT_VERSION, ProfileInfo};
 pub use model::{MAX_TTL_SECS, TokenInfo, TokenType};
 pub use names::{MAX_NAME_CHARS, check_profile_name};
 pub use repair::{Problem, Report};
+pub use sdk_formats::TokenFormat;
 pub use store::{
-    DEFAULT_KEYCHAIN_TIMEOUT, DEFAULT_LOCK_TIMEOUT, MIN_REFRESH_INTERVAL, RefreshLock, SaveOptions,
-    Selector, StoreBuilder, StoredToken, TokenStore,
+    AppClient, DEFAULT_KEYCHAIN_TIMEOUT, DEFAULT_LOCK_TIMEOUT, KeyRotation, Listing,
+    MIN_REFRESH_INTERVAL, RefreshLock, SaveOptions, Selector, StoreBuilder, StoredToken,
+    TokenStore,
 };
+pub use wait::{WaitFor, Waiting};
 
 /// Re-exported so callers name the same secret type.
 pub use secrecy;

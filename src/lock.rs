@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::files;
+use crate::wait::{Patience, WaitFor};
 
 /// A held lock; released on drop.
 #[derive(Debug)]
@@ -23,59 +24,118 @@ pub(crate) struct FileLock {
     path: PathBuf,
 }
 
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Mode {
-    Shared,
-    Exclusive,
-}
-
 impl FileLock {
-    /// Take a lock on `path` (created 0600 if missing), waiting at most `timeout`.
-    pub(crate) fn acquire(path: &Path, mode: Mode, timeout: Duration) -> Result<FileLock> {
-        let file = files::open_checked(
-            path,
-            files::private_options()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false),
-        )?
-        .ok_or_else(|| {
+    /// Take an exclusive lock on `path` (created 0600 if missing), waiting
+    /// at most `timeout`.
+    pub(crate) fn exclusive(path: &Path, timeout: &Patience) -> Result<FileLock> {
+        let options = files::private_options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .clone();
+        match Self::acquire(path, &options, true, timeout)? {
+            Some(lock) => Ok(lock),
             // Only a missing parent directory makes a creating open say this.
-            Error::io(
+            None => Err(Error::io(
                 "opening lock file",
                 path,
                 std::io::Error::from(std::io::ErrorKind::NotFound),
-            )
-        })?;
-        let start = Instant::now();
-        let mut pause = Duration::from_micros(200);
-        loop {
-            let attempt = match mode {
-                Mode::Shared => file.try_lock_shared(),
-                Mode::Exclusive => file.try_lock(),
-            };
-            match attempt {
-                Ok(()) => {
-                    return Ok(FileLock {
-                        file,
-                        path: path.to_path_buf(),
-                    });
-                }
-                Err(TryLockError::WouldBlock) => {}
-                Err(TryLockError::Error(e)) => return Err(Error::io("locking", path, e)),
-            }
-            let waited = start.elapsed();
-            if waited >= timeout {
-                return Err(Error::LockTimeout {
-                    path: path.to_path_buf(),
-                    waited,
-                });
-            }
-            std::thread::sleep(pause.min(timeout - waited));
-            pause = (pause * 2).min(Duration::from_millis(10));
+            )),
         }
     }
+
+    /// Take a shared lock on `path`, waiting at most `timeout`. The file is
+    /// opened read-only and never created, so readers work on a read-only
+    /// store (a read-only mount, or a lock file of mode 0400) and leave no
+    /// file behind. `None` if the lock file does not exist: nothing was
+    /// ever written under it.
+    pub(crate) fn shared(path: &Path, timeout: &Patience) -> Result<Option<FileLock>> {
+        let mut options = files::private_options();
+        options.read(true);
+        Self::acquire(path, &options, false, timeout)
+    }
+
+    fn acquire(
+        path: &Path,
+        options: &std::fs::OpenOptions,
+        exclusive: bool,
+        patience: &Patience,
+    ) -> Result<Option<FileLock>> {
+        let timeout = patience.limit;
+        let mut told = false;
+        let start = Instant::now();
+        let mut pause = Duration::from_micros(200);
+        'open: loop {
+            let Some(file) = files::open_checked(path, options)? else {
+                return Ok(None);
+            };
+            loop {
+                let attempt = if exclusive {
+                    file.try_lock()
+                } else {
+                    file.try_lock_shared()
+                };
+                match attempt {
+                    Ok(()) if still_linked(&file, path)? => {
+                        return Ok(Some(FileLock {
+                            file,
+                            path: path.to_path_buf(),
+                        }));
+                    }
+                    // The holder removed the lock file (see `remove`) while
+                    // this process waited on it: lock the file at the path now.
+                    Ok(()) => continue 'open,
+                    Err(TryLockError::WouldBlock) => {}
+                    Err(TryLockError::Error(e)) => return Err(Error::io("locking", path, e)),
+                }
+                let waited = start.elapsed();
+                patience.tell_if_long(waited, &mut told, WaitFor::Lock(path));
+                if waited >= timeout {
+                    return Err(Error::LockTimeout {
+                        path: path.to_path_buf(),
+                        waited,
+                    });
+                }
+                std::thread::sleep(pause.min(timeout - waited));
+                pause = (pause * 2).min(Duration::from_millis(10));
+            }
+        }
+    }
+
+    /// Delete the lock file, then release the lock. Whoever waited on the
+    /// deleted file notices (`still_linked`) and locks whatever is at the
+    /// path next, so the lock stays mutually exclusive. On platforms other
+    /// than Unix the file is kept (Windows cannot delete a file others have
+    /// open, and would fail their next open).
+    pub(crate) fn remove(self) -> Result<()> {
+        #[cfg(unix)]
+        if let Err(e) = std::fs::remove_file(&self.path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(Error::io("removing lock file", &self.path, e));
+        }
+        Ok(())
+    }
+}
+
+/// Whether `file` (just locked) is still the file at `path`.
+#[cfg(unix)]
+fn still_linked(file: &File, path: &Path) -> Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let held = file
+        .metadata()
+        .map_err(|e| Error::io("inspecting", path, e))?;
+    match std::fs::symlink_metadata(path) {
+        Ok(now) => Ok(now.dev() == held.dev() && now.ino() == held.ino()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io("inspecting", path, e)),
+    }
+}
+
+#[cfg(not(unix))]
+fn still_linked(_file: &File, _path: &Path) -> Result<bool> {
+    Ok(true)
 }
 
 impl FileLock {

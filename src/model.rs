@@ -102,6 +102,10 @@ impl TokenInfo {
     /// [`Error::BadToken`] naming the field and the problem (never its value).
     pub fn from_json(bytes: &[u8]) -> Result<TokenInfo, Error> {
         let value = parse_object(bytes).map_err(|reason| Error::BadToken { reason })?;
+        if let Some(refused) = error_response(&value) {
+            wipe_value(value);
+            return Err(refused);
+        }
         Self::from_value(value).map_err(|reason| Error::BadToken { reason })
     }
 
@@ -119,7 +123,8 @@ impl TokenInfo {
         result
     }
 
-    fn from_map(map: &mut Map<String, Value>) -> Result<TokenInfo, String> {
+    /// The token in a parsed object, its fields taken out of `map`.
+    pub(crate) fn from_map(map: &mut Map<String, Value>) -> Result<TokenInfo, String> {
         let token_type = match take_str(map, "token_type")? {
             None => return Err(missing("token_type")),
             Some(t) => {
@@ -244,8 +249,11 @@ impl<'de> Deserialize<'de> for TokenInfo {
 /// of its final bound, and a replaced duplicate key's value is wiped. Other
 /// values (never a valid secret) are parsed by serde_json, which also
 /// applies its nesting limit.
-fn parse_object(bytes: &[u8]) -> Result<Value, String> {
+pub(crate) fn parse_object(bytes: &[u8]) -> Result<Value, String> {
     use serde_json::value::RawValue;
+    // A UTF-8 byte order mark (Notepad and PowerShell's `Out-File` write
+    // one) is not JSON, but it is no mistake in the JSON either: skipped.
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
     let top: &RawValue =
         serde_json::from_slice(bytes).map_err(|e| json_syntax_reason(&e, bytes))?;
     if !top.get().starts_with('{') {
@@ -392,6 +400,35 @@ pub(crate) fn representable(t: OffsetDateTime) -> bool {
 pub(crate) fn parse_rfc3339(s: &str) -> Result<OffsetDateTime, time::error::Parse> {
     OffsetDateTime::parse(s, &Rfc3339)
 }
+
+/// The token endpoint's error response (`{"error": "invalid_grant",
+/// "error_description": …, "errors": [{"errorCode": "OAU-213"}]}`), as
+/// [`Error::ErrorResponse`]: an object with a string `error` and no
+/// `access_token`. The texts are RingCentral's; they hold no secret.
+pub(crate) fn error_response(value: &Value) -> Option<Error> {
+    let map = value.as_object()?;
+    if map.contains_key("access_token") {
+        return None;
+    }
+    let text = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .map(|s| s.chars().take(MAX_ERROR_TEXT).collect::<String>())
+    };
+    let error = text(map.get("error"))?;
+    Some(Error::ErrorResponse {
+        error,
+        description: text(map.get("error_description")),
+        error_code: text(
+            map.get("errors")
+                .and_then(Value::as_array)
+                .and_then(|a| a.first())
+                .and_then(|e| e.get("errorCode")),
+        ),
+    })
+}
+
+/// Longest text kept from an error response's fields.
+const MAX_ERROR_TEXT: usize = 200;
 
 fn missing(field: &str) -> String {
     format!("field `{field}`: required but missing")

@@ -68,18 +68,50 @@ pub(crate) fn check_label(label: &str) -> Result<()> {
     check_name(NameKind::Label, label)
 }
 
+/// Whether file names on this platform's usual file systems ignore case
+/// (NTFS on Windows, APFS and HFS+ on macOS by default): there, `Work` and
+/// `work` would name one file, so upper-case letters are escaped too.
+const FOLDS_CASE: bool = cfg!(any(windows, target_os = "macos"));
+
+/// Whether byte `b` stays as it is in an escaped key.
+fn is_plain(b: u8) -> bool {
+    b.is_ascii_lowercase()
+        || b.is_ascii_digit()
+        || b == b'_'
+        || b == b'-'
+        || (!FOLDS_CASE && b.is_ascii_uppercase())
+}
+
 /// Escape a profile key for keychain item names and file names: ASCII letters,
-/// digits, `_` and `-` stay; every other byte becomes `%XX`.
+/// digits, `_` and `-` stay (upper-case letters only where file names are
+/// case-sensitive); every other byte becomes `%XX` (hex digits upper case,
+/// so names that differ only in case never come out of two keys). On
+/// Windows a key whose escaped form is a reserved device name (`CON`,
+/// `nul`, `com1`: `CON.json` would open the console) has its first byte
+/// escaped as well.
 pub(crate) fn escape(key: &str) -> String {
     let mut out = String::with_capacity(key.len());
     for b in key.bytes() {
-        if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
+        if is_plain(b) {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
         }
     }
+    if cfg!(windows) && is_device_name(&out) {
+        out = format!("%{:02X}{}", out.as_bytes()[0], &out[1..]);
+    }
     out
+}
+
+/// Windows' reserved device names, in any case (a file name with one of
+/// them before its first dot names the device).
+fn is_device_name(s: &str) -> bool {
+    let upper = s.to_ascii_uppercase();
+    matches!(upper.as_str(), "CON" | "PRN" | "AUX" | "NUL")
+        || (upper.len() == 4
+            && (upper.starts_with("COM") || upper.starts_with("LPT"))
+            && upper.as_bytes()[3].is_ascii_digit())
 }
 
 /// The inverse of [`escape`]; `None` if `s` is not an escaped key.
@@ -98,12 +130,15 @@ pub(crate) fn unescape(s: &str) -> Option<String> {
                 out.push(b);
                 i += 3;
             }
-            b if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' => {
+            b if is_plain(b) => {
                 out.push(b);
                 i += 1;
             }
             _ => return None,
         }
+    }
+    if cfg!(windows) && is_device_name(s) {
+        return None;
     }
     String::from_utf8(out).ok()
 }
@@ -188,6 +223,31 @@ pub(crate) fn parse_account(account: &str) -> Option<(String, String, u16)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escaped_names_never_collide_where_case_is_folded_or_name_a_device() {
+        let keys = [
+            "Work", "work", "WORK", "a%41", "aA", "con", "CON", "nul", "Com1", "lpt9", "com10",
+        ];
+        let stems: Vec<String> = keys.iter().map(|k| escape(k)).collect();
+        for (k, e) in keys.iter().zip(&stems) {
+            assert_eq!(unescape(e).as_deref(), Some(*k), "{k} round-trips");
+            if cfg!(windows) {
+                assert!(!is_device_name(e), "{k} -> {e} names a device");
+            }
+        }
+        if FOLDS_CASE {
+            let mut folded: Vec<String> = stems.iter().map(|s| s.to_ascii_lowercase()).collect();
+            folded.sort();
+            folded.dedup();
+            assert_eq!(folded.len(), keys.len(), "{stems:?}");
+            assert_eq!(escape("Work"), "%57ork");
+        } else {
+            assert_eq!(escape("Work"), "Work", "unchanged where case matters");
+        }
+        assert_eq!(escape("com10"), "com10", "not a device name");
+        assert!(is_device_name("Com1") && is_device_name("nul") && !is_device_name("nul1"));
+    }
 
     #[test]
     fn escape_round_trips_and_hides_separators() {

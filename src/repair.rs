@@ -251,7 +251,7 @@ impl Parts<'_> {
                 ));
             }
             report.profiles_checked += 1;
-            if info.secret.envelope_version != ENVELOPE_VERSION {
+            if !envelope::readable(info.secret.envelope_version) {
                 report.problems.push(Problem::VersionMismatch {
                     profile: info.profile.clone(),
                     found: format!("metadata says version {}", info.secret.envelope_version),
@@ -544,7 +544,7 @@ fn meta_problem(e: Error) -> Result<Problem> {
     Ok(match e {
         Error::CorruptMetadata { reason, .. } => Problem::MetadataCorrupt { reason },
         Error::UnsupportedVersion { found, .. } => Problem::MetadataTooNew { found },
-        Error::UnsafeStore { path, reason } => Problem::Unsafe { path, reason },
+        Error::UnsafeStore { path, reason, .. } => Problem::Unsafe { path, reason },
         other => return Err(other),
     })
 }

@@ -43,31 +43,7 @@ pub(crate) fn too_large(e: envelope::TooLarge) -> Error {
 
 /// A keychain failure as a library error.
 pub(crate) fn kc_error(kc: &dyn Keychain, e: KcError) -> Error {
-    let backend = kc.name().to_string();
-    let (reason, source) = (e.message, e.source);
-    match e.kind {
-        KcKind::Unavailable => Error::KeychainUnavailable {
-            backend,
-            reason,
-            source,
-        },
-        KcKind::Full => Error::KeychainFull { backend, reason },
-        KcKind::Other => Error::Keychain {
-            backend,
-            reason,
-            source,
-        },
-        // Outside a read (which reports them per profile), an unreadable
-        // item is the keychain failing.
-        KcKind::Corrupt | KcKind::KeyLost => Error::Keychain {
-            backend,
-            reason,
-            source,
-        },
-        KcKind::Bug => Error::Internal {
-            reason: format!("{backend}: {reason}"),
-        },
-    }
+    e.into_error(kc.name())
 }
 
 /// The error a caller sees for a failed read of `key`'s secrets.
@@ -82,6 +58,11 @@ pub(crate) fn read_error(
         ReadFail::Missing => Error::SecretMissing {
             profile: key.to_string(),
             backend: kc.name().to_string(),
+        },
+        ReadFail::Version(v) if v > envelope::ENVELOPE_VERSION => Error::SecretsTooNew {
+            profile: key.to_string(),
+            found: v,
+            supported: envelope::ENVELOPE_VERSION,
         },
         ReadFail::Version(v) => Error::CorruptSecret {
             profile: key.to_string(),
@@ -316,6 +297,7 @@ pub(crate) fn reserve(
         &SecretString::from(""),
         None,
         None,
+        None,
     )
     .map_err(too_large)?;
     let filler = "0".repeat(bytes.saturating_sub(bare.len()));
@@ -324,6 +306,7 @@ pub(crate) fn reserve(
         generation,
         &record,
         &SecretString::from(filler),
+        None,
         None,
         None,
     )

@@ -14,6 +14,16 @@ declare -A RCTOKEN_DEPS=(
   [keyctl]=keyutils
   [secret-tool]=libsecret-tools
   [python3]=python3              # .ci/hanging-secret-service.py (stdlib only)
+  # tests/cli/cli_help.rs runs the completion scripts in these shells and
+  # checks the man page with man and groff.
+  [zsh]=zsh
+  [fish]=fish
+  [man]=man-db
+  [groff]=groff-base
+  # The cross-checks in .ci/test.sh compile ring's C code (rustls's crypto,
+  # under the RingCentral client) for Windows and macOS.
+  [x86_64-w64-mingw32-gcc]=gcc-mingw-w64-x86-64
+  [clang]=clang
 )
 
 ensure_deps() {

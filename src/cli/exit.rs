@@ -3,7 +3,8 @@
 
 use std::io::Write;
 
-use rctoken::{Error, NameKind};
+use rctoken::ringcentral::{OAuthError, OAuthErrorKind};
+use rctoken::{Error, NameKind, UnsafeKind};
 
 use super::refresher::RefresherError;
 
@@ -26,6 +27,10 @@ pub const STORE: u8 = 7;
 /// A refresh succeeded but its result could not be stored: the old refresh
 /// token is spent.
 pub const NOT_STORED: u8 = 8;
+/// RingCentral refused the request or could not be reached.
+pub const SERVER: u8 = 9;
+/// `rctoken api`: the API answered with an HTTP error.
+pub const HTTP: u8 = 10;
 
 /// A command that failed: its exit code and the two lines to print.
 #[derive(Debug)]
@@ -75,7 +80,7 @@ impl From<Error> for Failure {
 /// [`hint_of`], the one place that maps library errors to the CLI.
 pub fn code_of(e: &Error) -> u8 {
     match e {
-        Error::NoSuchProfile(_) | Error::NoActiveProfile => NO_PROFILE,
+        Error::NoSuchProfile(_) | Error::NoActiveProfile | Error::NoStore { .. } => NO_PROFILE,
         // A listed profile whose secrets are gone (keyutils after a reboot)
         // needs the same action as an expired refresh token: log in again.
         Error::LoginRequired { .. }
@@ -84,25 +89,64 @@ pub fn code_of(e: &Error) -> u8 {
         // WrongBackend: the keychain holding the secrets is not the one in use
         // (e.g. auto fell back to keyutils without a session bus).
         Error::KeychainUnavailable { .. } | Error::WrongBackend { .. } => KEYCHAIN,
-        Error::BadToken { .. } | Error::TooLarge { .. } => BAD_INPUT,
+        Error::BadToken { .. } | Error::TooLarge { .. } | Error::ErrorResponse { .. } => BAD_INPUT,
         Error::InvalidName {
             kind: NameKind::OwnerId,
             ..
         } => BAD_INPUT,
         Error::CorruptMetadata { .. }
         | Error::UnsupportedVersion { .. }
+        | Error::SecretsTooNew { .. }
         | Error::UnsafeStore { .. }
         | Error::ForeignStore { .. }
         | Error::BadKeyFile { .. }
+        | Error::WrongSealingKey { .. }
+        | Error::CannotRotate { .. }
         | Error::CorruptSecret { .. } => STORE,
         Error::NotRefreshed { source, .. } => code_of(source),
         Error::RefreshNotStored { .. } => NOT_STORED,
         Error::InvalidName { .. } | Error::NameTaken { .. } | Error::MissingProfileKey => USAGE,
-        Error::RefreshFailed { source, .. } => match source.downcast_ref::<RefresherError>() {
-            Some(r) if r.is_bad_output() => BAD_INPUT,
-            _ => OTHER,
-        },
+        Error::RefreshFailed { source, .. } => {
+            if source.downcast_ref::<OAuthError>().is_some() {
+                return SERVER;
+            }
+            match source.downcast_ref::<RefresherError>() {
+                Some(r) if r.is_bad_output() => BAD_INPUT,
+                Some(RefresherError::Refused(_)) => SERVER,
+                _ => OTHER,
+            }
+        }
         _ => OTHER,
+    }
+}
+
+/// The failure of a call to RingCentral outside a refresh (login, api).
+pub fn oauth_failure(e: &OAuthError) -> Failure {
+    let code = match e.kind {
+        OAuthErrorKind::LoginAgain => NOT_VALID,
+        OAuthErrorKind::BadServer | OAuthErrorKind::BadRequest if e.status.is_none() => USAGE,
+        _ => SERVER,
+    };
+    Failure::new(code, e.to_string(), oauth_hint(e))
+}
+
+/// What to do about a RingCentral error.
+pub fn oauth_hint(e: &OAuthError) -> String {
+    match e.kind {
+        OAuthErrorKind::LoginAgain => {
+            "log in again: `rctoken login --jwt FILE --client-id ID`".into()
+        }
+        OAuthErrorKind::BadClient => {
+            "check the client id and the client secret file (a public app has no secret)".into()
+        }
+        OAuthErrorKind::RateLimited => {
+            "RingCentral's rate limit for this app is reached; wait a minute and retry".into()
+        }
+        OAuthErrorKind::Unavailable => {
+            "check the network (and HTTPS_PROXY) and retry; the stored tokens are unchanged".into()
+        }
+        OAuthErrorKind::BadServer => "give --server production, sandbox, or an https:// URL".into(),
+        _ => "check the request; the stored tokens are unchanged".into(),
     }
 }
 
@@ -112,11 +156,17 @@ pub fn hint_of(e: &Error) -> String {
         Error::KeychainUnavailable { backend, .. } if backend == "auto" || backend == "sealed" => {
             "start a Secret Service (a desktop session), allow kernel keyutils (a container's seccomp profile may block it), or give the sealed store a key file: RCTOKEN_KEY_FILE=PATH (see `rctoken --help`)".into()
         }
+        Error::KeychainUnavailable { backend, .. } if backend == "secret-service" => {
+            "unlock the login keyring (log in to the desktop session, or use Passwords and Keys), create one if there is none, or use --backend sealed (encrypted files, no keyring needed); then retry".into()
+        }
         Error::KeychainUnavailable { backend, .. } => format!(
             "unlock or start the {backend} keychain (or pick another with --backend), then retry"
         ),
         Error::Keychain { .. } => "retry; if it persists run `rctoken doctor`".into(),
         Error::NoSuchProfile(_) => "run `rctoken list` to see the profiles".into(),
+        Error::NoStore { .. } => {
+            "nothing was saved for this app id here: check --app and --dir (or RCTOKEN_APP and RCTOKEN_DIR), or log in with `rctoken login` or `rctoken import FILE`".into()
+        }
         Error::NoActiveProfile => {
             "name a profile, or make one active with `rctoken switch PROFILE`".into()
         }
@@ -131,10 +181,41 @@ pub fn hint_of(e: &Error) -> String {
             "fix the file by hand, or run `rctoken doctor --fix` to move it aside and rebuild".into()
         }
         Error::UnsupportedVersion { .. } => "upgrade rctoken to read this store".into(),
-        Error::UnsafeStore { .. } => {
-            "make it yours and private (chown; chmod 700 for the directory, 600 for files; no symlink)".into()
+        Error::SecretsTooNew { .. } => {
+            "a newer rctoken saved this profile: upgrade rctoken to read it (`doctor --fix` leaves it alone)".into()
+        }
+        Error::UnsafeStore { path, kind, .. } => {
+            let p = path.display();
+            match kind {
+                UnsafeKind::Symlink => format!(
+                    "name the real directory or file instead of the link {p} (rctoken never follows a symlink in a store)"
+                ),
+                UnsafeKind::NotADirectory => format!(
+                    "--dir (or RCTOKEN_DIR) must name a directory, new or a store's; {p} is not one"
+                ),
+                UnsafeKind::NotAFile => format!("move {p} aside; rctoken keeps a file of its own there"),
+                // A file (a key file, a store file): about the file.
+                UnsafeKind::OtherOwner if !path.is_dir() => format!(
+                    "{p} belongs to another user: use a file of your own (owned by you, mode 0600)"
+                ),
+                UnsafeKind::OpenToOthers if !path.is_dir() => format!(
+                    "`chmod 600 {p}` (others could read it), or make a new one with `umask 077` if others may have read it already"
+                ),
+                UnsafeKind::OtherOwner => format!(
+                    "use a directory of your own (leave out --dir for the default, or `mkdir -m 700 DIR`); {p} belongs to another user"
+                ),
+                _ => format!(
+                    "if {p} is meant to be private, `chmod go-rwx {p}`; if it is shared (like /tmp), use a directory of your own (leave out --dir for the default, or `mkdir -m 700 DIR`)"
+                ),
+            }
         }
         Error::BadToken { .. } => "pass the token endpoint's JSON response unchanged".into(),
+        Error::ErrorResponse { error, .. } if error == "invalid_grant" => {
+            "the refresh token or code that request used is dead: log in again (`rctoken login`, or your login tool), then import the token it prints".into()
+        }
+        Error::ErrorResponse { .. } => {
+            "RingCentral refused the request that printed this; fix what its error says, then import the token response of a request that succeeded".into()
+        }
         Error::TooLarge { .. } => {
             "pass the token endpoint's JSON response unchanged; no RingCentral token is this large".into()
         }
@@ -155,10 +236,15 @@ pub fn hint_of(e: &Error) -> String {
         }
         Error::MissingProfileKey => "name the profile explicitly (--profile NAME)".into(),
         Error::LoginRequired { .. } => "log in again and import the new token".into(),
-        Error::RefreshFailed { source, .. } => match source.downcast_ref::<RefresherError>() {
-            Some(r) => r.hint().to_string(),
-            None => "the stored tokens are unchanged; retry later".into(),
-        },
+        Error::RefreshFailed { source, .. } => {
+            if let Some(e) = source.downcast_ref::<OAuthError>() {
+                return oauth_hint(e);
+            }
+            match source.downcast_ref::<RefresherError>() {
+                Some(r) => r.hint().to_string(),
+                None => "the stored tokens are unchanged; retry later".into(),
+            }
+        }
         Error::LockTimeout { .. } => {
             "retry; if it persists, look for a hung process holding the lock".into()
         }
@@ -168,7 +254,7 @@ pub fn hint_of(e: &Error) -> String {
             "pass --app {owner} to use this store, or give this app a directory of its own with --dir"
         ),
         Error::KeychainFull { .. } => {
-            "remove profiles you no longer need (`rctoken logout PROFILE`), or use a keychain with more room (--backend secret-service)".into()
+            "remove profiles you no longer need (`rctoken logout PROFILE`), or use the sealed store, which the key quota does not limit (`rctoken --backend sealed migrate` moves keyutils profiles into it)".into()
         }
         Error::NotRefreshed { source, .. } => hint_of(source),
         Error::RefreshNotStored { .. } => {
@@ -177,8 +263,14 @@ pub fn hint_of(e: &Error) -> String {
         Error::SealingKeyLost { .. } => {
             "log in again and import the new token; to keep the sealed store's key across reboots, use a key file (RCTOKEN_KEY_FILE, see `rctoken help`)".into()
         }
+        Error::WrongSealingKey { .. } => {
+            "a store whose key is a key file (named above): point RCTOKEN_KEY_FILE (or the systemd credential) at it; a store whose key is in keyutils: unset RCTOKEN_KEY_FILE (to move it to a key file, run `rctoken rotate-key --new-key-file FILE` without it); nothing was read, sealed or deleted".into()
+        }
+        Error::CannotRotate { .. } => {
+            "do what the message says, then run `rctoken rotate-key` again; every profile still opens with the key it is sealed under".into()
+        }
         Error::BadKeyFile { .. } => {
-            "make the key file hold 32 random bytes in base64 (`head -c 32 /dev/urandom | base64 > FILE; chmod 600 FILE`), or point RCTOKEN_KEY_FILE at the right file".into()
+            "point RCTOKEN_KEY_FILE at the store's key file; for a new store, make one with `(umask 077 && head -c 32 /dev/urandom | base64 > FILE)`".into()
         }
         Error::Internal { .. } => {
             "retry; the store is crash-safe. Please report it with the command you ran".into()
@@ -189,9 +281,17 @@ pub fn hint_of(e: &Error) -> String {
 
 /// Replace line breaks and other control characters so a message stays on one line.
 pub fn one_line(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
+    let flat: String = s
+        .chars()
+        .map(|c| {
+            if matches!(c, '\n' | '\r' | '\t') {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
+    super::output::safe(&flat)
 }
 
 /// Turn a clap error into our two-line form (or print help/version).
@@ -209,22 +309,46 @@ pub fn clap_failure(e: clap::Error) -> u8 {
         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand => {
             "no command given".to_string()
         }
-        _ => rendered
-            .lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty())
-            .map(|l| l.strip_prefix("error: ").unwrap_or(l))
-            .map(redact_quoted)
-            .unwrap_or_else(|| "invalid command line".into()),
+        _ => {
+            // The first line, and for a list ("the following required
+            // arguments were not provided:") the indented lines under it.
+            let mut lines = rendered.lines().map(str::trim).skip_while(|l| l.is_empty());
+            let first = lines.next().unwrap_or("invalid command line");
+            let mut what = first.strip_prefix("error: ").unwrap_or(first).to_string();
+            if what.ends_with(':') {
+                let items: Vec<&str> = lines.take_while(|l| !l.is_empty()).collect();
+                what = format!("{what} {}", items.join(", "));
+            }
+            redact_quoted(&what)
+        }
     };
-    let hint = match rendered
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Usage: "))
-    {
-        Some(usage) => format!("usage: {usage} (see --help)"),
-        None => "usage: rctoken [OPTIONS] <COMMAND> (see --help)".into(),
+    let hint = match subcommand_usage() {
+        // `rctoken help` has no --help of its own.
+        Some((name, usage)) if name == "help" => format!("usage: {usage} (see rctoken --help)"),
+        Some((name, usage)) => format!("usage: {usage} (see rctoken {name} --help)"),
+        None => "usage: rctoken [OPTIONS] <COMMAND> (see rctoken --help)".into(),
     };
     Failure::new(USAGE, what, hint).report()
+}
+
+/// The command line's subcommand and its usage line, as clap renders it for
+/// that subcommand alone (clap's own error usage lists the arguments in
+/// conflict, globals included, which reads as if they were required).
+fn subcommand_usage() -> Option<(String, String)> {
+    let mut cmd = super::args::command();
+    cmd.build();
+    let name = std::env::args_os()
+        .skip(1)
+        .filter_map(|a| a.into_string().ok())
+        .find(|a| cmd.find_subcommand(a).is_some())?;
+    let sub = cmd.find_subcommand_mut(&name)?;
+    let usage = sub.render_usage().to_string();
+    let usage = usage
+        .trim()
+        .strip_prefix("Usage: ")
+        .unwrap_or(usage.trim())
+        .to_string();
+    Some((name, usage))
 }
 
 /// Longest quoted value clap's message may echo; longer ones may be a token

@@ -1,17 +1,17 @@
 //! The `rctoken` command line: parsing (`args`), one module per command
-//! group (`commands`), exit codes and error reports (`exit`), rendering
-//! (`output`), bounded input (`input`), the `--refresh-with` runner
-//! (`refresher`) and keeping secrets out of core dumps (`harden`).
+//! group (`commands`), each command's examples (`examples`), exit codes and
+//! error reports (`exit`), rendering (`output`), bounded input (`input`), the
+//! `--refresh-with` runner (`refresher`) and keeping secrets out of core
+//! dumps (`harden`).
 
 mod args;
 mod commands;
+mod examples;
 mod exit;
 mod harden;
 mod input;
 mod output;
 mod refresher;
-
-use clap::Parser;
 
 /// Run the command line; returns the process exit code. A panic anywhere
 /// becomes a generic two-line error and exit 1.
@@ -38,7 +38,7 @@ fn run() -> u8 {
     if std::env::var_os("RCTOKEN_CLI_TEST_FAIL_COMMIT").is_some() {
         rctoken::testing::failpoint::fail_next(rctoken::testing::failpoint::Point::MetadataRename);
     }
-    let cli = match args::Cli::try_parse() {
+    let cli = match args::parse() {
         Ok(cli) => cli,
         Err(e) => return exit::clap_failure(e),
     };

@@ -66,6 +66,8 @@ pub fn profile_json(p: &ProfileInfo) -> Value {
         "active": p.active,
         "scope": p.scope,
         "endpoint_id": p.endpoint_id,
+        "client_id": p.client_id,
+        "server": p.server,
         "access_token_expires_at": rfc3339(p.access_token_expires_at),
         "refresh_token_expires_at": p.refresh_token_expires_at.map(rfc3339),
         "session_expires_at": p.session_expires_at.map(rfc3339),
@@ -76,10 +78,57 @@ pub fn profile_json(p: &ProfileInfo) -> Value {
     })
 }
 
-/// Pretty JSON plus a newline.
+/// Pretty JSON plus a newline. Characters that could repaint a terminal
+/// or reorder a line (see [`is_unsafe_char`]) are `\uXXXX` escapes, as
+/// serde_json already writes the C0 controls; the JSON means the same.
 pub fn json_text(v: &Value) -> String {
-    let mut s = serde_json::to_string_pretty(v).unwrap_or_else(|_| "null".into());
+    let text = serde_json::to_string_pretty(v).unwrap_or_else(|_| "null".into());
+    let mut s = String::with_capacity(text.len() + 1);
+    for c in text.chars() {
+        if is_unsafe_char(c) && c != '\n' {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                s.push_str(&format!("\\u{u:04x}"));
+            }
+        } else {
+            s.push(c);
+        }
+    }
     s.push('\n');
+    s
+}
+
+/// Whether `c` must not reach a terminal raw: control characters (C0,
+/// DEL, C1: ANSI escape sequences start with ESC or CSI), bidirectional
+/// overrides and isolates (U+202E turns a line around), and invisible
+/// format characters. Owner ids, labels, scopes and other fields come from
+/// token responses and files, so a hostile one could otherwise repaint the
+/// terminal or disguise what it says.
+pub fn is_unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{feff}'
+                | '\u{fff9}'..='\u{fffb}'
+        )
+}
+
+/// `text` with every unsafe character (see [`is_unsafe_char`]) except line
+/// breaks and tabs written as a visible `\u{…}` escape: for human output.
+pub fn safe(text: &str) -> String {
+    let mut s = String::with_capacity(text.len());
+    for c in text.chars() {
+        if is_unsafe_char(c) && c != '\n' && c != '\t' {
+            s.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            s.push(c);
+        }
+    }
     s
 }
 
@@ -91,8 +140,10 @@ fn stdout_failure(e: std::io::Error) -> Failure {
     )
 }
 
-/// Write non-secret text to stdout.
+/// Write non-secret text to stdout, with unsafe characters escaped (see
+/// [`safe`]; JSON from [`json_text`] has none left).
 pub fn print(text: &str) -> Result<(), Failure> {
+    let text = safe(text);
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
         .and_then(|_| out.flush())
@@ -128,6 +179,27 @@ fn raw_stdout() -> std::io::Result<std::fs::File> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unsafe_characters_are_escaped_for_terminals_and_json_stays_equal() {
+        let hostile = "a\u{1b}[2Jb\u{202e}c\u{9b}d\u{7f}e\u{feff}f\u{2067}g";
+        assert_eq!(
+            safe(hostile),
+            "a\\u{1b}[2Jb\\u{202e}c\\u{9b}d\\u{7f}e\\u{feff}f\\u{2067}g"
+        );
+        assert_eq!(
+            safe("line 1\n\tline 2 é ü 日本"),
+            "line 1\n\tline 2 é ü 日本"
+        );
+        let v = json!({ "label": hostile });
+        let text = json_text(&v);
+        assert!(
+            !text.chars().any(|c| is_unsafe_char(c) && c != '\n'),
+            "{text}"
+        );
+        let back: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, v, "the escaped JSON means the same");
+    }
 
     #[test]
     fn spans_use_at_most_two_units() {

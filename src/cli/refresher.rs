@@ -46,6 +46,10 @@ pub enum RefresherError {
     TooLarge,
     /// It printed something that is not token JSON.
     BadOutput(String),
+    /// It printed RingCentral's error response (an
+    /// [`rctoken::Error::ErrorResponse`], its source): the refresh was
+    /// refused. `invalid_grant` makes the refresh a login-required error.
+    Refused(rctoken::Error),
     /// It exited, but a process it started outside its process group still
     /// held its stdout open after the grace period.
     StdoutHeld,
@@ -64,13 +68,20 @@ impl RefresherError {
     pub fn hint(&self) -> &'static str {
         match self {
             RefresherError::Spawn(_) | RefresherError::Io(_) => {
-                "check that `sh` can run CMD; the stored tokens are unchanged"
+                if cfg!(windows) {
+                    "check that `cmd` can run CMD; the stored tokens are unchanged"
+                } else {
+                    "check that `sh` can run CMD; the stored tokens are unchanged"
+                }
             }
             RefresherError::Exit(_) => {
                 "see CMD's own messages above; the stored tokens are unchanged"
             }
             RefresherError::TooLarge | RefresherError::BadOutput(_) => {
                 "CMD must print the token endpoint's JSON response on stdout; the stored tokens are unchanged"
+            }
+            RefresherError::Refused(_) => {
+                "RingCentral refused the refresh CMD made (its error above); the stored tokens are unchanged"
             }
             RefresherError::StdoutHeld => {
                 "a process CMD starts in the background must not keep CMD's stdout open (redirect it, e.g. `>/dev/null`); the stored tokens are unchanged"
@@ -82,7 +93,9 @@ impl RefresherError {
 impl std::fmt::Display for RefresherError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RefresherError::Spawn(e) => write!(f, "could not start the refresher with sh -c: {e}"),
+            RefresherError::Spawn(e) => {
+                write!(f, "could not start the refresher with {SHELL}: {e}")
+            }
             RefresherError::Io(e) => write!(f, "could not talk to the refresher: {e}"),
             RefresherError::Exit(status) => write!(f, "the refresher failed ({status})"),
             RefresherError::TooLarge => write!(
@@ -93,6 +106,7 @@ impl std::fmt::Display for RefresherError {
             RefresherError::BadOutput(reason) => {
                 write!(f, "the refresher printed bad token JSON: {reason}")
             }
+            RefresherError::Refused(e) => write!(f, "the refresher's output: {e}"),
             RefresherError::StdoutHeld => write!(
                 f,
                 "the refresher exited, but a process it started still held its stdout open"
@@ -101,9 +115,37 @@ impl std::fmt::Display for RefresherError {
     }
 }
 
-impl std::error::Error for RefresherError {}
+impl std::error::Error for RefresherError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RefresherError::Refused(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
-/// Run `sh -c cmd` with `refresh_token` (exactly, no newline) on its stdin
+/// The shell that runs CMD, as the user would type it: `sh -c CMD` on
+/// Unix, `cmd /D /S /C "CMD"` on Windows (with /S, cmd.exe takes what is
+/// between the outer quotes verbatim; the line is passed raw, since std's
+/// argument quoting follows the C runtime's rules, which cmd.exe does not).
+pub const SHELL: &str = if cfg!(windows) { "cmd /C" } else { "sh -c" };
+
+#[cfg(not(windows))]
+fn shell(cmd: &str) -> Command {
+    let mut c = Command::new("sh");
+    c.arg("-c").arg(cmd);
+    c
+}
+
+#[cfg(windows)]
+fn shell(cmd: &str) -> Command {
+    use std::os::windows::process::CommandExt;
+    let mut c = Command::new("cmd.exe");
+    c.args(["/D", "/S", "/C"]).raw_arg(format!("\"{cmd}\""));
+    c
+}
+
+/// Run CMD through [`SHELL`] with `refresh_token` (exactly, no newline) on its stdin
 /// and [`OWNER_ENV`] set; its stderr passes through, its stdout (at most
 /// 1 MiB, read into a zeroized buffer) must be token endpoint JSON. `lock`
 /// is the profile's refresh lock, which CMD's processes hold too.
@@ -113,10 +155,8 @@ pub fn run(
     refresh_token: &SecretString,
     lock: &RefreshLock<'_>,
 ) -> Result<TokenInfo, RefresherError> {
-    let mut command = Command::new("sh");
+    let mut command = shell(cmd);
     command
-        .arg("-c")
-        .arg(cmd)
         .env(OWNER_ENV, owner_id)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -159,6 +199,7 @@ impl Exchange {
         }
         TokenInfo::from_json(&output).map_err(|e| match e {
             rctoken::Error::BadToken { reason } => RefresherError::BadOutput(reason),
+            refused @ rctoken::Error::ErrorResponse { .. } => RefresherError::Refused(refused),
             other => RefresherError::BadOutput(other.to_string()),
         })
     }

@@ -12,12 +12,12 @@
 use std::collections::HashMap;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use keyring_core::{CredentialStore, Entry};
 use zeroize::{Zeroize, Zeroizing};
 
 use super::{KcError, Keychain, OpenConfig};
+use crate::wait::{Patience, WaitFor};
 
 /// Windows Credential Manager's largest credential blob (CRED_MAX_CREDENTIAL_BLOB_SIZE).
 pub(crate) const WINDOWS_MAX_BLOB: usize = 5 * 512;
@@ -26,9 +26,70 @@ pub(crate) struct CoreKeychain {
     name: String,
     store: Arc<CredentialStore>,
     service: String,
-    timeout: Duration,
+    timeout: Patience,
     max_item: usize,
     worker: Worker,
+    search: Search,
+}
+
+/// How a store is asked for one service's items.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Search {
+    /// By the `service` attribute (the Secret Service, the macOS Keychain,
+    /// keyring-core's mock).
+    Service,
+    /// By target name, which is `ACCOUNT.SERVICE`: the Windows Credential
+    /// Manager store takes only a `pattern` (a regular expression on target
+    /// names), and its specifiers split a name at the *last* `.`, which an
+    /// app id with dots (`com.example.app`) puts in the wrong place. So the
+    /// pattern names the service exactly and the account is what precedes
+    /// `.SERVICE` in the name.
+    #[cfg_attr(not(windows), allow(dead_code, reason = "only Windows has this store"))]
+    TargetSuffix,
+}
+
+/// A regular expression that matches `text` literally: every character
+/// but ASCII letters and digits as `\x{HEX}`, which the `regex` syntax
+/// reads as that character whatever it is.
+fn regex_literal(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_string()
+            } else {
+                format!("\\x{{{:X}}}", u32::from(c))
+            }
+        })
+        .collect()
+}
+
+impl Search {
+    /// The search spec for `service`'s items.
+    fn spec(self, service: &str) -> HashMap<&'static str, String> {
+        match self {
+            Search::Service => HashMap::from([("service", service.to_string())]),
+            Search::TargetSuffix => {
+                HashMap::from([("pattern", format!("^.*\\.{}$", regex_literal(service)))])
+            }
+        }
+    }
+
+    /// The account of `entry`, if it is one of `service`'s items.
+    fn account(self, entry: &Entry, service: &str) -> Option<String> {
+        let (s, user) = entry.get_specifiers()?;
+        match self {
+            Search::Service => (s == service).then_some(user),
+            Search::TargetSuffix => {
+                // The store parsed `USER.SERVICE` at the last dot: put the
+                // name back together and cut at the real service.
+                let target = format!("{user}.{s}");
+                target
+                    .strip_suffix(service)
+                    .and_then(|t| t.strip_suffix('.'))
+                    .map(str::to_string)
+            }
+        }
+    }
 }
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -44,17 +105,28 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    /// Run `f` on the worker thread, giving up after `timeout`.
+    /// Run `f` on the worker thread, giving up after `patience`'s limit
+    /// (and saying so when the wait is long) for the keychain `name`.
     fn run<T: Send + 'static>(
         &self,
-        timeout: Duration,
+        name: &str,
+        patience: &Patience,
         f: impl FnOnce() -> Result<T, KcError> + Send + 'static,
     ) -> Result<T, KcError> {
+        let timeout = patience.limit;
         let (tx, rx) = mpsc::sync_channel(1);
         self.submit(Box::new(move || {
             let _ = tx.send(f());
         }))?;
-        match rx.recv_timeout(timeout) {
+        let first = patience.until_notice();
+        let answer = match rx.recv_timeout(first) {
+            Err(mpsc::RecvTimeoutError::Timeout) if first < timeout => {
+                patience.tell_if_long(first, &mut false, WaitFor::Keychain(name));
+                rx.recv_timeout(timeout - first)
+            }
+            other => other,
+        };
+        match answer {
             Ok(r) => r,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 self.abandon();
@@ -116,16 +188,41 @@ fn scrub_stack() {
     std::hint::black_box(&area);
 }
 
+/// A platform error in words a user can act on. The Secret Service's are
+/// terse ("SS error: result not returned from SS API" is a missing default
+/// collection, "SS error: prompt dismissed" a locked one that could not be
+/// unlocked); the others are kept as they are.
+fn platform_words(e: &(dyn std::error::Error + Send + Sync + 'static)) -> String {
+    #[cfg(target_os = "linux")]
+    if let Some(ss) = e.downcast_ref::<secret_service::Error>() {
+        use secret_service::Error as S;
+        let words = match ss {
+            S::Locked => Some("the login keyring is locked"),
+            S::NoResult => {
+                Some("the Secret Service has no default keyring (the login keyring does not exist)")
+            }
+            S::Prompt | S::PromptDisconnected => Some(
+                "the login keyring is locked, and the prompt to unlock it was dismissed or could not be shown (no display?)",
+            ),
+            _ => None,
+        };
+        if let Some(words) = words {
+            return words.to_string();
+        }
+    }
+    e.to_string()
+}
+
 /// Map a keyring-core error to text, wiping any secret bytes it carries.
 fn map_err(e: keyring_core::Error) -> KcError {
     use keyring_core::Error as E;
     match e {
         // The platform's error carries no secret bytes: keep it as the cause.
-        E::NoStorageAccess(p) => KcError::unavailable(p.to_string()).caused_by(p),
+        E::NoStorageAccess(p) => KcError::unavailable(platform_words(p.as_ref())).caused_by(p),
         // A platform failure (for the Secret Service: a D-Bus or crypto
         // error) may come after the call took effect; see the doc of
         // `Error::KeychainUnavailable` for what that means for each operation.
-        E::PlatformFailure(p) => KcError::unavailable(p.to_string()).caused_by(p),
+        E::PlatformFailure(p) => KcError::unavailable(platform_words(p.as_ref())).caused_by(p),
         E::NoDefaultStore => KcError::unavailable("no credential store"),
         E::BadEncoding(mut bytes) => {
             bytes.zeroize();
@@ -150,9 +247,10 @@ impl CoreKeychain {
             name,
             store,
             service: cfg.service.clone(),
-            timeout: cfg.timeout,
+            timeout: cfg.timeout.clone(),
             max_item,
             worker: Worker::default(),
+            search: Search::Service,
         }
     }
 
@@ -175,43 +273,45 @@ impl Keychain for CoreKeychain {
 
     fn set(&self, account: &str, data: Zeroizing<Vec<u8>>) -> Result<(), KcError> {
         let entry = self.entry(account);
-        self.worker.run(self.timeout, move || {
+        self.worker.run(&self.name, &self.timeout, move || {
             entry()?.set_secret(&data).map_err(map_err)
         })
     }
 
     fn get(&self, account: &str) -> Result<Option<Zeroizing<Vec<u8>>>, KcError> {
         let entry = self.entry(account);
-        self.worker
-            .run(self.timeout, move || match entry()?.get_secret() {
+        self.worker.run(&self.name, &self.timeout, move || {
+            match entry()?.get_secret() {
                 Ok(bytes) => Ok(Some(Zeroizing::new(bytes))),
                 Err(keyring_core::Error::NoEntry) => Ok(None),
                 Err(e) => Err(map_err(e)),
-            })
+            }
+        })
     }
 
     fn delete(&self, account: &str) -> Result<bool, KcError> {
         let entry = self.entry(account);
-        self.worker
-            .run(self.timeout, move || match entry()?.delete_credential() {
+        self.worker.run(&self.name, &self.timeout, move || {
+            match entry()?.delete_credential() {
                 Ok(()) => Ok(true),
                 Err(keyring_core::Error::NoEntry) => Ok(false),
                 Err(e) => Err(map_err(e)),
-            })
+            }
+        })
     }
 
     fn list(&self) -> Result<Option<Vec<String>>, KcError> {
         let store = self.store.clone();
         let service = self.service.clone();
-        self.worker.run(self.timeout, move || {
-            let spec = HashMap::from([("service", service.as_str())]);
+        let search = self.search;
+        self.worker.run(&self.name, &self.timeout, move || {
+            let spec = search.spec(&service);
+            let spec: HashMap<&str, &str> = spec.iter().map(|(k, v)| (*k, v.as_str())).collect();
             match store.search(&spec) {
                 Ok(entries) => Ok(Some(
                     entries
                         .iter()
-                        .filter_map(Entry::get_specifiers)
-                        .filter(|(s, _)| *s == service)
-                        .map(|(_, account)| account)
+                        .filter_map(|e| search.account(e, &service))
                         .collect(),
                 )),
                 Err(
@@ -231,7 +331,7 @@ pub(crate) fn secret_service(
 ) -> Result<Arc<dyn Keychain>, KcError> {
     // Connect on the thread that will make every later call.
     let worker = Worker::default();
-    let store = worker.run(cfg.timeout, || {
+    let store = worker.run(super::SECRET_SERVICE, &cfg.timeout, || {
         zbus_secret_service_keyring_store::Store::new()
             .map(|s| s as Arc<CredentialStore>)
             .map_err(map_err)
@@ -269,12 +369,14 @@ pub(crate) fn macos(_: &OpenConfig, _: usize) -> Result<Arc<dyn Keychain>, KcErr
 #[cfg(target_os = "windows")]
 pub(crate) fn windows(cfg: &OpenConfig, max_item: usize) -> Result<Arc<dyn Keychain>, KcError> {
     let store = windows_native_keyring_store::Store::new().map_err(map_err)?;
-    Ok(Arc::new(CoreKeychain::new(
+    let mut kc = CoreKeychain::new(
         super::WINDOWS_CREDENTIAL_MANAGER.into(),
         store,
         cfg,
         max_item,
-    )))
+    );
+    kc.search = Search::TargetSuffix;
+    Ok(Arc::new(kc))
 }
 
 #[cfg(not(target_os = "windows"))]
@@ -282,4 +384,50 @@ pub(crate) fn windows(_: &OpenConfig, _: usize) -> Result<Arc<dyn Keychain>, KcE
     Err(KcError::unavailable(
         "the Windows Credential Manager backend exists only on Windows",
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyring_core::api::CredentialStoreApi;
+
+    /// A mock entry whose specifiers are (`service`, `user`), as the
+    /// Credential Manager store reports `USER.SERVICE` split at its last dot.
+    fn entry(service: &str, user: &str) -> Entry {
+        let store = keyring_core::mock::Store::new().unwrap();
+        store.build(service, user, None).unwrap()
+    }
+
+    #[test]
+    fn the_target_pattern_matches_exactly_the_service() {
+        let service = "rctoken:com.example.app (x)+[y]";
+        let spec = Search::TargetSuffix.spec(service);
+        let re = regex::Regex::new(&spec["pattern"]).unwrap();
+        assert!(re.is_match(&format!("d1.g2.{service}")));
+        assert!(re.is_match(&format!("a.b.{service}")));
+        for other in [
+            format!("d1.{service}x"),
+            format!("d1{service}"),
+            "d1.rctoken:comXexample.app (x)+[y]".to_string(),
+            format!("d1.{service}.other"),
+        ] {
+            assert!(!re.is_match(&other), "{other}");
+        }
+    }
+
+    #[test]
+    fn the_account_is_what_precedes_the_service_in_the_target_name() {
+        // `p.1.rctoken:com.example` split at the last dot.
+        let e = entry("example", "p.1.rctoken:com");
+        assert_eq!(
+            Search::TargetSuffix.account(&e, "rctoken:com.example"),
+            Some("p.1".to_string())
+        );
+        assert_eq!(Search::TargetSuffix.account(&e, "rctoken:other"), None);
+        assert_eq!(
+            Search::Service.account(&e, "example"),
+            Some("p.1.rctoken:com".into())
+        );
+        assert_eq!(Search::Service.account(&e, "rctoken:com.example"), None);
+    }
 }

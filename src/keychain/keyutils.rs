@@ -43,6 +43,7 @@ mod imp {
     use linux_keyutils::{
         Key, KeyError, KeyPermissionsBuilder, KeyRing, KeyRingIdentifier, Permission,
     };
+    use std::time::{Duration, Instant};
     use zeroize::Zeroizing;
 
     pub(crate) struct Keyutils {
@@ -210,10 +211,9 @@ mod imp {
 
         /// Create a key in the process keyring (possessed, so its
         /// permissions can be set in any session), then move it to `@u`.
-        fn create(&self, description: &str, data: &[u8]) -> Result<(), KcError> {
-            let process =
-                KeyRing::from_special_id(KeyRingIdentifier::Process, true).map_err(err)?;
-            let key = process.add_key(description, data).map_err(err)?;
+        fn create(&self, description: &str, data: &[u8]) -> Result<(), KeyError> {
+            let process = KeyRing::from_special_id(KeyRingIdentifier::Process, true)?;
+            let key = process.add_key(description, data)?;
             // Possessor: everything. User (same uid, any process): view, read,
             // write, search, link, setattr, so later processes can use it
             // without possessing it.
@@ -226,9 +226,48 @@ mod imp {
             let _ = process.unlink_key(key);
             if let Err(e) = moved {
                 let _ = key.invalidate();
-                return Err(err(e));
+                return Err(e);
             }
             Ok(())
+        }
+    }
+
+    /// How long a write that finds the quota full waits for it to drain,
+    /// in all, and at most while the use does not fall.
+    const ROOM_LIMIT: Duration = Duration::from_secs(3);
+    const ROOM_STILL: Duration = Duration::from_secs(1);
+
+    /// Run `write`, and while it fails for a full quota, retry as long as
+    /// the quota's use keeps falling to new lows. The kernel charges a
+    /// deleted key to the quota until its garbage collector frees it, from
+    /// a work queue a moment after the delete (hundreds of milliseconds on
+    /// a loaded machine). A save right after a delete (its own old
+    /// generation, another process's logout) would otherwise fail for room
+    /// that is about to be there. Only a new low counts as a fall: a failed
+    /// `create` adds a key and invalidates it, whose freeing brings the use
+    /// back to where it was, not below. A quota that is really full fails
+    /// after [`ROOM_STILL`], at most [`ROOM_LIMIT`] when other processes
+    /// keep freeing keys.
+    fn with_room(mut write: impl FnMut() -> Result<(), KeyError>) -> Result<(), KeyError> {
+        let use_now = || user_quota().map(|q| (q.used_bytes, q.used_keys));
+        let start = Instant::now();
+        let mut lowest = use_now();
+        let mut fell = Instant::now();
+        loop {
+            match write() {
+                Err(KeyError::QuotaExceeded)
+                    if start.elapsed() < ROOM_LIMIT && fell.elapsed() < ROOM_STILL =>
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                    if let (Some(now), Some(low)) = (use_now(), lowest)
+                        && (now.0 < low.0 || now.1 < low.1)
+                    {
+                        fell = Instant::now();
+                        lowest = Some((now.0.min(low.0), now.1.min(low.1)));
+                    }
+                }
+                done => return done,
+            }
         }
     }
 
@@ -241,14 +280,15 @@ mod imp {
         }
         fn set(&self, account: &str, data: Zeroizing<Vec<u8>>) -> Result<(), KcError> {
             if let Some(key) = self.find(account)? {
-                match key.update(&*data) {
+                match with_room(|| key.update(&*data)) {
                     Ok(()) => return Ok(()),
                     // Deleted meanwhile: create it afresh.
                     Err(e) if gone(&e) => {}
                     Err(e) => return Err(err(e)),
                 }
             }
-            self.create(&format!("{}{account}", self.prefix), &data[..])
+            let description = format!("{}{account}", self.prefix);
+            with_room(|| self.create(&description, &data[..])).map_err(err)
         }
         fn get(&self, account: &str) -> Result<Option<Zeroizing<Vec<u8>>>, KcError> {
             let Some(key) = self.find(account)? else {

@@ -2,8 +2,8 @@
 //! the store's namespace (`rctoken:<app id>`). The store never sees more than
 //! this small interface.
 
+use crate::wait::Patience;
 use std::sync::Arc;
-use std::time::Duration;
 
 use zeroize::Zeroizing;
 
@@ -18,6 +18,7 @@ mod sealing_key;
 
 pub(crate) use connection::{Connection, Prefetched};
 pub use memory::MemoryKeychain;
+pub(crate) use sealed::{RekeyReport, RekeyTo};
 
 /// Which keychain a store uses.
 #[derive(Clone, Debug, Default)]
@@ -186,6 +187,9 @@ pub(crate) enum KcKind {
     Corrupt,
     /// The item was sealed under a key the store no longer has.
     KeyLost,
+    /// The store is sealed under another key than the one configured (a
+    /// key file that is not the store's): nothing is read or sealed.
+    WrongKey,
 }
 
 impl KcError {
@@ -208,11 +212,38 @@ impl KcError {
     pub(crate) fn key_lost(message: impl Into<String>) -> Self {
         Self::new(KcKind::KeyLost, message)
     }
+    pub(crate) fn wrong_key(message: impl Into<String>) -> Self {
+        Self::new(KcKind::WrongKey, message)
+    }
     fn new(kind: KcKind, message: impl Into<String>) -> Self {
         KcError {
             kind,
             message: message.into(),
             source: None,
+        }
+    }
+    /// This failure of the backend `backend` as a library error.
+    pub(crate) fn into_error(self, backend: &str) -> Error {
+        let backend = backend.to_string();
+        let (reason, source) = (self.message, self.source);
+        match self.kind {
+            KcKind::Unavailable => Error::KeychainUnavailable {
+                backend,
+                reason,
+                source,
+            },
+            KcKind::Full => Error::KeychainFull { backend, reason },
+            // Outside a read (which reports them per profile), an unreadable
+            // item is the keychain failing.
+            KcKind::Other | KcKind::Corrupt | KcKind::KeyLost => Error::Keychain {
+                backend,
+                reason,
+                source,
+            },
+            KcKind::WrongKey => Error::WrongSealingKey { reason },
+            KcKind::Bug => Error::Internal {
+                reason: format!("{backend}: {reason}"),
+            },
         }
     }
     /// Keep `source` as the cause (only an error that carries no secret bytes).
@@ -253,6 +284,21 @@ pub(crate) trait Keychain: Send + Sync {
     fn quota(&self) -> Option<Quota> {
         None
     }
+    /// Re-seal every item under a new key: the sealed store only.
+    fn rekey(&self, _to: &RekeyTo) -> Result<RekeyReport, Error> {
+        Err(Error::CannotRotate {
+            reason: format!(
+                "this store keeps its secrets in {}, which has no key of rctoken's to rotate; \
+                 only the sealed store does",
+                self.name()
+            ),
+        })
+    }
+    /// Called after the last profile is gone: drop the backend's own key,
+    /// if it has one (the sealed store's keyutils key).
+    fn forget_key(&self) -> Result<(), KcError> {
+        Ok(())
+    }
 }
 
 /// A backend whose panics become errors: no panic crosses the keychain
@@ -289,6 +335,18 @@ impl Keychain for Guarded {
     fn quota(&self) -> Option<Quota> {
         guard("quota", || Ok(self.0.quota())).ok().flatten()
     }
+    fn rekey(&self, to: &RekeyTo) -> Result<RekeyReport, Error> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.0.rekey(to))).unwrap_or_else(
+            |_| {
+                Err(Error::Internal {
+                    reason: "the keychain backend failed (rekey panicked)".into(),
+                })
+            },
+        )
+    }
+    fn forget_key(&self) -> Result<(), KcError> {
+        guard("forget_key", || self.0.forget_key())
+    }
 }
 
 /// Settings a backend is opened with.
@@ -298,9 +356,9 @@ pub(crate) struct OpenConfig {
     pub app_id: String,
     /// The store directory (the sealed store keeps its items there).
     pub dir: std::path::PathBuf,
-    pub timeout: Duration,
+    pub timeout: Patience,
     /// Bound on waiting for the sealed store's key lock.
-    pub lock_timeout: Duration,
+    pub lock_timeout: Patience,
     pub max_item_bytes: Option<usize>,
 }
 
@@ -407,7 +465,10 @@ fn open_raw(choice: &Backend, cfg: &OpenConfig) -> Result<Opened, Error> {
     })
 }
 
-/// The sealed store with the key `source` names.
+/// The sealed store with the key `source` names. A store that has none
+/// yet is opened lazily (`sealed::LazySealed`): nothing is created until
+/// the first write, but what would fail then (a bad key file, keyutils
+/// that does not work) fails now, as for an existing store.
 fn open_sealed(source: &KeySource, cfg: &OpenConfig, _limit: usize) -> Result<Opened, Error> {
     let file = match source {
         KeySource::File(path) => Some(path.clone()),
@@ -415,22 +476,75 @@ fn open_sealed(source: &KeySource, cfg: &OpenConfig, _limit: usize) -> Result<Op
         KeySource::Keyutils => None,
     };
     let sealed_dir = cfg.dir.join(sealed::SEALED_DIR);
-    crate::files::ensure_private_dir(&sealed_dir)?;
-    let (key, holder) = match file {
-        Some(path) => (
-            sealing_key::from_file(&path)?,
-            sealing_key::KeyHolder::File(path),
-        ),
-        None => sealing_key::from_keyutils(cfg, &cfg.app_id, &sealed_dir, cfg.lock_timeout)
-            .map_err(|reason| Error::KeychainUnavailable {
+    if sealed::is_fresh(&sealed_dir) {
+        let holder = match &file {
+            Some(path) => {
+                sealing_key::from_file(path)?;
+                format!("its key in the key file {}", path.display())
+            }
+            None => {
+                let holder_cfg = OpenConfig {
+                    service: format!("rctoken-key:{}", cfg.app_id),
+                    ..cfg.clone()
+                };
+                keyutils::open(&holder_cfg, keyutils::MAX_PAYLOAD).map_err(|reason| {
+                    Error::KeychainUnavailable {
+                        backend: sealed::SEALED.into(),
+                        reason: format!("its key cannot be kept in keyutils: {reason}"),
+                        source: None,
+                    }
+                })?;
+                "its key in kernel keyutils (cleared at reboot)".to_string()
+            }
+        };
+        let (file, cfg2, dir) = (file.clone(), cfg.clone(), sealed_dir.clone());
+        let open: sealed::Opener =
+            Box::new(move || Ok(open_sealed_now(file.clone(), &cfg2, &dir)?.keychain));
+        return Ok(Opened {
+            keychain: Arc::new(sealed::LazySealed::new(sealed_dir, open)),
+            reason: format!("the sealed store, with {holder}"),
+        });
+    }
+    open_sealed_now(file, cfg, &sealed_dir)
+}
+
+/// Open (creating what it lacks) the sealed store in `sealed_dir`, with
+/// its key in `file` or else in keyutils.
+fn open_sealed_now(
+    file: Option<std::path::PathBuf>,
+    cfg: &OpenConfig,
+    sealed_dir: &std::path::Path,
+) -> Result<Opened, Error> {
+    crate::files::ensure_private_dir(sealed_dir)?;
+    let holder = match file {
+        Some(path) => sealing_key::KeyHolder::File(path),
+        None => {
+            let keyutils_unavailable = |reason: String| Error::KeychainUnavailable {
                 backend: sealed::SEALED.into(),
                 reason: format!("its key cannot be kept in keyutils: {reason}"),
                 source: None,
-            })?,
+            };
+            // The store id is created under the key lock; released before
+            // `Sealed::open` takes it again (a second flock of the same file
+            // in one process would wait for the first).
+            let slot = {
+                let _lock = sealing_key::key_lock(sealed_dir, &cfg.lock_timeout)?;
+                sealing_key::KeyutilsSlot::open(cfg, &cfg.app_id, sealed_dir).map_err(|reason| {
+                    sealed::key_file_required(sealed_dir)
+                        .unwrap_or_else(|| keyutils_unavailable(reason))
+                })?
+            };
+            sealing_key::KeyHolder::Keyutils(slot)
+        }
     };
     let reason = format!("the sealed store, with {}", holder.describe());
     Ok(Opened {
-        keychain: Arc::new(sealed::Sealed::new(&cfg.dir, &cfg.service, key, holder)),
+        keychain: Arc::new(sealed::Sealed::open(
+            &cfg.dir,
+            &cfg.service,
+            holder,
+            cfg.lock_timeout.clone(),
+        )?),
         reason,
     })
 }

@@ -15,15 +15,16 @@
 //! No environment variable ever holds the key itself.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::OpenConfig;
+use super::{Keychain, OpenConfig};
 use crate::error::{Error, Result};
 use crate::files;
-use crate::lock::{FileLock, Mode};
+use crate::lock::FileLock;
+use crate::wait::Patience;
 
 /// The environment variable naming a key file.
 pub(crate) const KEY_FILE_ENV: &str = "RCTOKEN_KEY_FILE";
@@ -63,21 +64,20 @@ impl SealingKey {
 }
 
 /// Where a sealed store's key is kept.
-#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum KeyHolder {
-    /// A key in the user keyring, with this description.
-    Keyutils(String),
+    /// A key in the user keyring.
+    Keyutils(KeyutilsSlot),
     /// A key file.
     File(PathBuf),
 }
 
 impl KeyHolder {
-    /// What a reader says about an item sealed under another key.
+    /// What a reader says about an item sealed under a key that is gone.
     pub(crate) fn lost_reason(&self) -> String {
         match self {
             KeyHolder::Keyutils(_) => "it was sealed under a key this store no longer has: the store's key was cleared (keyutils is emptied at reboot)".into(),
             KeyHolder::File(path) => format!(
-                "it was sealed under another key than the one in the key file {}",
+                "it was sealed under another key than the one in the key file {}, and not under a key this store still uses",
                 path.display()
             ),
         }
@@ -86,10 +86,18 @@ impl KeyHolder {
     /// One line on where the key is, for `doctor` and `status`.
     pub(crate) fn describe(&self) -> String {
         match self {
-            KeyHolder::Keyutils(d) => {
-                format!("its key in kernel keyutils (`{d}`, cleared at reboot)")
-            }
+            // The same words before the store's first save made the key
+            // (see `sealed::LazySealed`) as after.
+            KeyHolder::Keyutils(_) => "its key in kernel keyutils (cleared at reboot)".into(),
             KeyHolder::File(path) => format!("its key in the key file {}", path.display()),
+        }
+    }
+
+    /// The key file, for a key file holder.
+    pub(crate) fn file(&self) -> Option<&Path> {
+        match self {
+            KeyHolder::File(p) => Some(p),
+            KeyHolder::Keyutils(_) => None,
         }
     }
 }
@@ -98,11 +106,24 @@ impl KeyHolder {
 /// `RCTOKEN_KEY_FILE`, else systemd's credential `rctoken-<app id>`.
 pub(crate) fn configured_key_file(app_id: &str) -> Option<PathBuf> {
     if let Some(path) = std::env::var_os(KEY_FILE_ENV).filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(path));
+        return Some(expand_home(PathBuf::from(path)));
     }
     let creds = std::env::var_os("CREDENTIALS_DIRECTORY").filter(|p| !p.is_empty())?;
     let path = Path::new(&creds).join(credential_name(app_id));
     (files::exists(&path) == Some(true)).then_some(path)
+}
+
+/// A leading `~` or `~/` is the home directory, as in a shell: a quoted
+/// `RCTOKEN_KEY_FILE="~/.config/rctoken.key"` (a unit file, a `.env` file)
+/// reaches us unexpanded. `~user` is left alone.
+fn expand_home(path: PathBuf) -> PathBuf {
+    match (
+        path.strip_prefix("~"),
+        directories::BaseDirs::new().map(|b| b.home_dir().to_path_buf()),
+    ) {
+        (Ok(rest), Some(home)) => home.join(rest),
+        _ => path,
+    }
 }
 
 /// The systemd credential name that holds `app_id`'s key.
@@ -158,22 +179,29 @@ pub(crate) fn from_file(path: &Path) -> Result<SealingKey> {
 #[cfg(unix)]
 fn check_key_file_access(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
-    let unsafe_file = |reason: String| Error::UnsafeStore {
+    let unsafe_file = |reason: String, kind| Error::UnsafeStore {
         path: path.to_path_buf(),
         reason,
+        kind,
     };
     let uid = files::current_uid();
     if meta.uid() != uid && meta.uid() != 0 {
-        return Err(unsafe_file(format!(
-            "the key file is owned by uid {}, not by this user ({uid}) or root",
-            meta.uid()
-        )));
+        return Err(unsafe_file(
+            format!(
+                "the key file is owned by uid {}, not by this user ({uid}) or root",
+                meta.uid()
+            ),
+            crate::error::UnsafeKind::OtherOwner,
+        ));
     }
     if meta.mode() & 0o077 != 0 {
-        return Err(unsafe_file(format!(
-            "the key file has mode {:04o}: group or others may access it (it must be 0400 or 0600)",
-            meta.mode() & 0o7777
-        )));
+        return Err(unsafe_file(
+            format!(
+                "the key file has mode {:04o}: group or others may access it (it must be 0400 or 0600)",
+                meta.mode() & 0o7777
+            ),
+            crate::error::UnsafeKind::OpenToOthers,
+        ));
     }
     Ok(())
 }
@@ -184,37 +212,66 @@ fn check_key_file_access(_: &Path, _: &std::fs::Metadata) -> Result<()> {
     Ok(())
 }
 
-/// The store's key in keyutils, created on first use. `sealed_dir` is the
-/// store's `sealed/` directory, which exists.
-///
-/// # Errors
-/// `Err(reason)` when keyutils cannot be used (a seccomp filter, no
-/// keyutils on this platform, a full quota), or the lock or the store id
-/// cannot be had.
-pub(crate) fn from_keyutils(
-    cfg: &OpenConfig,
-    app_id: &str,
-    sealed_dir: &Path,
-    lock_timeout: Duration,
-) -> std::result::Result<(SealingKey, KeyHolder), String> {
-    let holder_cfg = OpenConfig {
-        service: format!("rctoken-key:{app_id}"),
-        ..cfg.clone()
-    };
-    let kc = super::keyutils::open(&holder_cfg, super::keyutils::MAX_PAYLOAD)?;
-    // Search, and create if absent, under the lock: two processes opening a
-    // fresh store at once must end with one key.
-    let _lock = FileLock::acquire(
-        &sealed_dir.join(KEY_LOCK_FILE),
-        Mode::Exclusive,
-        lock_timeout,
-    )
-    .map_err(|e| e.to_string())?;
-    let id = store_id(sealed_dir).map_err(|e| e.to_string())?;
-    let holder = KeyHolder::Keyutils(format!("{}:{id}", holder_cfg.service));
-    let read = |kc: &dyn super::Keychain| -> std::result::Result<Option<SealingKey>, String> {
-        match kc
-            .get(&id)
+/// Which of a keyutils holder's two keys: the store's key, or the one a
+/// key rotation in progress re-seals under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Slot {
+    Current,
+    Next,
+}
+
+/// The store's key in keyutils: `rctoken-key:<app id>:<store id>`, and
+/// during a key rotation `…:<store id>.next`. Opened under the store's key
+/// lock (see [`key_lock`]), which every use that creates or replaces a key
+/// also holds.
+pub(crate) struct KeyutilsSlot {
+    kc: Arc<dyn Keychain>,
+    service: String,
+    store_id: String,
+}
+
+impl KeyutilsSlot {
+    /// Open the keyutils namespace of `app_id`'s keys and read (or create)
+    /// the store id. The caller holds the key lock.
+    ///
+    /// # Errors
+    /// `Err(reason)` when keyutils cannot be used (a seccomp filter, no
+    /// keyutils on this platform) or the store id cannot be had.
+    pub(crate) fn open(
+        cfg: &OpenConfig,
+        app_id: &str,
+        sealed_dir: &Path,
+    ) -> std::result::Result<Self, String> {
+        let holder_cfg = OpenConfig {
+            service: format!("rctoken-key:{app_id}"),
+            ..cfg.clone()
+        };
+        let kc = super::keyutils::open(&holder_cfg, super::keyutils::MAX_PAYLOAD)?;
+        let store_id = store_id(sealed_dir).map_err(|e| e.to_string())?;
+        Ok(KeyutilsSlot {
+            kc,
+            service: holder_cfg.service,
+            store_id,
+        })
+    }
+
+    fn account(&self, slot: Slot) -> String {
+        match slot {
+            Slot::Current => self.store_id.clone(),
+            Slot::Next => format!("{}.next", self.store_id),
+        }
+    }
+
+    /// The key's description in keyutils.
+    pub(crate) fn description(&self, slot: Slot) -> String {
+        format!("{}:{}", self.service, self.account(slot))
+    }
+
+    /// The key in `slot`, if it is there.
+    pub(crate) fn read(&self, slot: Slot) -> std::result::Result<Option<SealingKey>, String> {
+        match self
+            .kc
+            .get(&self.account(slot))
             .map_err(|e| format!("keyutils: {}", e.message))?
         {
             None => Ok(None),
@@ -225,23 +282,46 @@ pub(crate) fn from_keyutils(
                 Ok(Some(SealingKey::from_bytes(Zeroizing::new(arr))))
             }
         }
-    };
-    if let Some(key) = read(kc.as_ref())? {
-        return Ok((key, holder));
     }
-    // Test-only: hold processes between the search and the creation until
-    // a test releases them together, so a test of many processes racing
-    // here can see a missing lock.
-    #[cfg(feature = "failpoints")]
-    race_point();
-    let mut fresh = Zeroizing::new(vec![0u8; KEY_LEN]);
-    getrandom::fill(&mut fresh[..]).map_err(|e| format!("no randomness for a key: {e}"))?;
-    kc.set(&id, fresh)
-        .map_err(|e| format!("keyutils: {}", e.message))?;
-    match read(kc.as_ref())? {
-        Some(key) => Ok((key, holder)),
-        None => Err("keyutils: the new key is not there after it was added".into()),
+
+    /// The key in `slot`, created if absent. The caller holds the key lock
+    /// and has searched first: `add_key` with an existing description
+    /// replaces the key and would orphan everything sealed under it.
+    pub(crate) fn create(&self, slot: Slot) -> std::result::Result<SealingKey, String> {
+        // Test-only: hold processes between the search and the creation until
+        // a test releases them together, so a test of many processes racing
+        // here can see a missing lock.
+        #[cfg(feature = "failpoints")]
+        race_point();
+        let mut fresh = Zeroizing::new(vec![0u8; KEY_LEN]);
+        getrandom::fill(&mut fresh[..]).map_err(|e| format!("no randomness for a key: {e}"))?;
+        self.kc
+            .set(&self.account(slot), fresh)
+            .map_err(|e| format!("keyutils: {}", e.message))?;
+        self.read(slot)?
+            .ok_or_else(|| "keyutils: the new key is not there after it was added".into())
     }
+
+    /// Make `slot` hold `key` (an update in place: atomic, one key).
+    pub(crate) fn put(&self, slot: Slot, key: &SealingKey) -> std::result::Result<(), String> {
+        self.kc
+            .set(&self.account(slot), Zeroizing::new(key.bytes().to_vec()))
+            .map_err(|e| format!("keyutils: {}", e.message))
+    }
+
+    /// Delete the key in `slot`, if any.
+    pub(crate) fn delete(&self, slot: Slot) -> std::result::Result<(), String> {
+        self.kc
+            .delete(&self.account(slot))
+            .map(|_| ())
+            .map_err(|e| format!("keyutils: {}", e.message))
+    }
+}
+
+/// The store's key lock (`sealed/.key.lock`): held exclusively by whoever
+/// creates or replaces a key, writes the key record or seals an item.
+pub(crate) fn key_lock(sealed_dir: &Path, timeout: &Patience) -> Result<FileLock> {
+    FileLock::exclusive(&sealed_dir.join(KEY_LOCK_FILE), timeout)
 }
 
 /// Failpoint (feature `failpoints`): with `RCTOKEN_TEST_KEY_CREATE_BARRIER`
@@ -257,14 +337,14 @@ fn race_point() {
     marker.push(format!(".{}", std::process::id()));
     let _ = std::fs::write(&marker, b"");
     let start = std::time::Instant::now();
-    while !barrier.exists() && start.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(2));
+    while !barrier.exists() && start.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(2));
     }
     if let Some(ms) = std::env::var("RCTOKEN_TEST_KEY_CREATE_DELAY_MS")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
     {
-        std::thread::sleep(Duration::from_millis(ms));
+        std::thread::sleep(std::time::Duration::from_millis(ms));
     }
 }
 
@@ -296,6 +376,8 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
         }
+        #[cfg(not(unix))]
+        let _ = mode;
     }
 
     #[test]

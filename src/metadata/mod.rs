@@ -481,12 +481,37 @@ fn check_secret_ref(secret: &SecretRef) -> std::result::Result<(), String> {
 }
 
 /// Parse a profile file; `path` is only used in errors.
+/// The rules a save applies to a profile's other fields, checked again on
+/// read (a hand-edited file): a present `owner_id`, `client_id` or
+/// `server` is not empty, and the server is an `http(s)://` URL.
+fn check_fields(info: &ProfileInfo) -> std::result::Result<(), String> {
+    for (field, value) in [
+        ("owner_id", &info.owner_id),
+        ("client_id", &info.client_id),
+        ("server", &info.server),
+    ] {
+        if value.as_deref() == Some("") {
+            return Err(format!("field `{field}`: must not be empty"));
+        }
+    }
+    if let Some(server) = &info.server
+        && !(server.starts_with("https://") || server.starts_with("http://"))
+    {
+        return Err("field `server`: not an http(s) URL".into());
+    }
+    if info.client_id.is_some() != info.server.is_some() {
+        return Err("fields `client_id` and `server`: one is given without the other".into());
+    }
+    Ok(())
+}
+
 pub(crate) fn parse_profile(bytes: &[u8], path: &Path) -> Result<ProfileInfo> {
     let mut info: ProfileInfo =
         serde_json::from_slice(bytes).map_err(|e| corrupt(path, json_reason(&e)))?;
     crate::names::check_profile_key(&info.profile)
         .map_err(|e| corrupt(path, format!("field `profile`: {e}")))?;
     check_secret_ref(&info.secret).map_err(|reason| corrupt(path, reason))?;
+    check_fields(&info).map_err(|reason| corrupt(path, reason))?;
     info.label = None;
     info.active = false;
     Ok(info)

@@ -32,6 +32,13 @@ pub struct ProfileInfo {
     /// `endpoint_id` as received.
     #[serde(default)]
     pub endpoint_id: Option<String>,
+    /// The client id of the app the profile logged in with (`rctoken
+    /// login`); its secret, if any, is in the keychain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The server the profile logged in at (`rctoken login`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
     /// `scope` as received.
     pub scope: String,
     /// `token_type` as received.
@@ -148,6 +155,8 @@ impl ProfileInfo {
             label: None,
             owner_id: token.owner_id.clone(),
             endpoint_id: token.endpoint_id.clone(),
+            client_id: None,
+            server: None,
             scope: token.scope.clone(),
             token_type: token.token_type,
             expires_in: token.expires_in,
@@ -182,6 +191,8 @@ impl ProfileInfo {
             label: None,
             owner_id: None,
             endpoint_id: None,
+            client_id: None,
+            server: None,
             scope: String::new(),
             token_type: TokenType::Bearer,
             expires_in: 0,

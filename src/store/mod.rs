@@ -9,31 +9,66 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use secrecy::SecretString;
 use time::OffsetDateTime;
 
 use crate::clock::{self, Clock};
 use crate::envelope;
 use crate::error::{Error, Result};
 use crate::files;
-use crate::keychain::{Connection, Keychain, Prefetched, Quota};
+use crate::keychain::{Connection, KeySource, Keychain, Prefetched, Quota, RekeyTo};
 use crate::layout::StoreLayout;
-use crate::lock::{FileLock, Mode};
+use crate::lock::FileLock;
 use crate::metadata::{Index, MetaFiles, ProfileInfo, Snapshot, token_from};
 use crate::model::TokenInfo;
 use crate::names;
 use crate::repair::{self, Ownership, Report};
 use crate::secrets;
+use crate::wait::Patience;
 
 mod options;
 mod refresh;
 
 pub use options::{
-    DEFAULT_KEYCHAIN_TIMEOUT, DEFAULT_LOCK_TIMEOUT, SaveOptions, Selector, StoreBuilder,
+    AppClient, DEFAULT_KEYCHAIN_TIMEOUT, DEFAULT_LOCK_TIMEOUT, SaveOptions, Selector, StoreBuilder,
 };
 use refresh::Reserved;
 #[cfg(feature = "async")]
 pub(crate) use refresh::{Begun, When};
 pub use refresh::{MIN_REFRESH_INTERVAL, RefreshLock};
+
+/// What [`TokenStore::rotate_key`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeyRotation {
+    /// Sealed items in the store (a profile has one per generation it keeps).
+    pub items: usize,
+    /// Items this call re-sealed (fewer than `items` when it finished a
+    /// rotation that was interrupted).
+    pub resealed: usize,
+    /// Where the new key is, in words.
+    pub key: String,
+}
+
+/// What [`TokenStore::list_readable`] found: the profiles that read, and
+/// the profile files that do not.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Listing {
+    /// Every readable profile, sorted by key.
+    pub profiles: Vec<ProfileInfo>,
+    /// Profile files that could not be read: the file and why.
+    pub unreadable: Vec<(std::path::PathBuf, Error)>,
+}
+
+/// Where a save puts a profile: its label, whether it becomes active, and
+/// whether its secrets may leave a backend this store cannot reach.
+#[derive(Clone, Copy, Default)]
+struct Placement<'a> {
+    label: Option<&'a str>,
+    switch: bool,
+    move_secrets: bool,
+}
 
 /// A token and everything non-secret known about it.
 #[derive(Debug, Clone)]
@@ -44,9 +79,20 @@ pub struct StoredToken {
     pub token: TokenInfo,
     /// The profile's metadata, with the instants the TTLs end.
     pub info: ProfileInfo,
+    /// The app's client secret, if the profile logged in with one.
+    pub client_secret: Option<SecretString>,
 }
 
 impl StoredToken {
+    /// The app this profile logged in with, if its metadata names one.
+    pub fn client(&self) -> Option<AppClient> {
+        Some(AppClient {
+            client_id: self.info.client_id.clone()?,
+            server: self.info.server.clone()?,
+            client_secret: self.client_secret.clone(),
+        })
+    }
+
     /// The token with its TTLs (`expires_in`, `refresh_token_expires_in`,
     /// `session_expires_in`) counted from `now` instead of from when it was
     /// saved, never below zero: what a caller hands on (an export, another
@@ -83,7 +129,7 @@ pub struct TokenStore {
     meta: MetaFiles,
     keychain: Connection,
     clock: Arc<dyn Clock>,
-    lock_timeout: Duration,
+    lock_timeout: Patience,
 }
 
 impl std::fmt::Debug for TokenStore {
@@ -151,17 +197,29 @@ impl TokenStore {
         self.keychain.with(|kc, _| Ok(kc.quota()))
     }
 
-    fn lock_meta(&self, mode: Mode) -> Result<FileLock> {
-        FileLock::acquire(&self.layout.metadata_lock(), mode, self.lock_timeout)
+    /// The metadata lock, exclusively: for every change.
+    fn lock_meta(&self) -> Result<FileLock> {
+        FileLock::exclusive(&self.layout.metadata_lock(), &self.lock_timeout)
+    }
+
+    /// The metadata lock, shared: for reads. `None` when the store has no
+    /// lock file: nothing was ever written to it, so the files read (if a
+    /// first save is under way meanwhile, what it has written so far) are
+    /// an empty store or a consistent part of that first save.
+    fn lock_meta_shared(&self) -> Result<Option<FileLock>> {
+        FileLock::shared(&self.layout.metadata_lock(), &self.lock_timeout)
     }
 
     fn lock_refresh(&self, key: &str) -> Result<FileLock> {
-        self.lock_refresh_within(key, self.lock_timeout)
+        self.lock_refresh_within(key, self.lock_timeout.limit)
     }
 
     fn lock_refresh_within(&self, key: &str, timeout: Duration) -> Result<FileLock> {
         files::ensure_private_dir(&self.layout.refresh_locks_dir())?;
-        FileLock::acquire(&self.layout.refresh_lock(key), Mode::Exclusive, timeout)
+        FileLock::exclusive(
+            &self.layout.refresh_lock(key),
+            &self.lock_timeout.within(timeout),
+        )
     }
 
     /// Take the refresh lock of `key` for a refresh. If another process
@@ -197,9 +255,25 @@ impl TokenStore {
     /// [`Error::CorruptMetadata`], [`Error::UnsupportedVersion`],
     /// [`Error::UnsafeStore`], [`Error::LockTimeout`], [`Error::Io`].
     pub fn list(&self) -> Result<Vec<ProfileInfo>> {
-        let _lock = self.lock_meta(Mode::Shared)?;
+        let _lock = self.lock_meta_shared()?;
         let snap = self.meta.read()?;
         self.meta.all(&snap)
+    }
+
+    /// [`list`](Self::list), but a profile file that cannot be read (corrupt,
+    /// unsafe) is reported in [`Listing::unreadable`] instead of failing the
+    /// whole listing. A damaged index still fails it.
+    ///
+    /// # Errors
+    /// As [`list`](Self::list), for the index and the store directory.
+    pub fn list_readable(&self) -> Result<Listing> {
+        let _lock = self.lock_meta_shared()?;
+        let snap = self.meta.read()?;
+        let (profiles, unreadable) = self.meta.all_lenient(&snap)?;
+        Ok(Listing {
+            profiles,
+            unreadable,
+        })
     }
 
     /// The metadata of one profile. No keychain access.
@@ -242,8 +316,40 @@ impl TokenStore {
         if let Some(label) = &options.label {
             names::check_label(label)?;
         }
-        let _refresh = self.lock_refresh(&key)?;
-        self.save_locked(token, &key, options.label.as_deref(), options.switch, None)
+        let refresh = self.lock_refresh(&key)?;
+        let saved = self.save_locked(
+            token,
+            &key,
+            Placement {
+                label: options.label.as_deref(),
+                switch: options.switch,
+                move_secrets: options.move_secrets,
+            },
+            None,
+            options.client.as_ref(),
+        );
+        if saved.is_err() {
+            self.drop_refresh_lock_if_unused(refresh, &key);
+        }
+        saved
+    }
+
+    /// Delete the refresh lock file of `key` (held) if no such profile
+    /// exists, so failed saves and removed profiles leave no lock files
+    /// behind. Best effort: a lock file left is harmless.
+    fn drop_refresh_lock_if_unused(&self, lock: FileLock, key: &str) {
+        // Without waiting: a save that failed on a held metadata lock must
+        // not wait for it a second time.
+        let listed = FileLock::shared(
+            &self.layout.metadata_lock(),
+            &self.lock_timeout.within(Duration::ZERO),
+        )
+        .and_then(|_meta| self.meta.profile(&self.meta.read()?, key));
+        if let Ok(None) = listed
+            && let Err(e) = lock.remove()
+        {
+            log::warn!("{e}");
+        }
     }
 
     /// The commit protocol of a save; the caller holds the profile's refresh
@@ -253,10 +359,15 @@ impl TokenStore {
         &self,
         token: &TokenInfo,
         key: &str,
-        label: Option<&str>,
-        switch: bool,
+        place: Placement<'_>,
         reserved: Option<Reserved>,
+        client: Option<&AppClient>,
     ) -> Result<ProfileInfo> {
+        let Placement {
+            label,
+            switch,
+            move_secrets,
+        } = place;
         let kc = self.keychain.get()?;
         let now = clock::truncate(self.clock.now());
         let generation = match &reserved {
@@ -267,11 +378,23 @@ impl TokenStore {
         let mut info = ProfileInfo::from_token(token, key, now, kc.name(), &gen_hex)?;
         info.refreshed = reserved.is_some();
 
-        let _lock = self.lock_meta(Mode::Exclusive)?;
+        let _lock = self.lock_meta()?;
         let snap = self.meta.read_for_write()?;
         let old = self.meta.profile(&snap, key)?;
         if old.is_none() {
             self.check_key_free(&snap, key)?;
+        }
+        // Secrets never move out of a backend this store cannot reach
+        // (their old items would be stranded there) unless asked.
+        if let Some(o) = &old
+            && o.secret.backend != kc.name()
+            && !move_secrets
+            && !self
+                .keychain
+                .holding(&o.secret.backend)
+                .is_ok_and(|h| h.name() == o.secret.backend)
+        {
+            return Err(secrets::wrong_backend(kc.as_ref(), key, &o.secret));
         }
         // A label naming `key` while it has no file is left over from an
         // interrupted remove: a new profile does not inherit it.
@@ -283,6 +406,31 @@ impl TokenStore {
             self.check_label_free(&snap, key, l)?;
         }
         let first = old.is_none() && !self.meta.any(&snap)?;
+        // The app the profile logged in with: as given, else kept (its
+        // secret read from the old generation).
+        let kept;
+        let client = match (client, &old) {
+            (Some(c), _) => Some(c),
+            (None, Some(o)) if o.client_id.is_some() => {
+                let holder = self.keychain.holding(&o.secret.backend)?;
+                let secret = secrets::read(holder.as_ref(), key, &o.secret)
+                    .ok()
+                    .and_then(|d| d.client);
+                kept = o
+                    .client_id
+                    .clone()
+                    .zip(o.server.clone())
+                    .map(|(id, server)| AppClient {
+                        client_id: id,
+                        server,
+                        client_secret: secret,
+                    });
+                kept.as_ref()
+            }
+            _ => None,
+        };
+        info.client_id = client.map(|c| c.client_id.clone());
+        info.server = client.map(|c| c.server.clone());
 
         // 1. Write the new generation's items. Nothing refers to them yet.
         let record = self.record(&info)?;
@@ -293,6 +441,7 @@ impl TokenStore {
             &token.access_token,
             token.refresh_token.as_ref(),
             token.id_token.as_ref(),
+            client.and_then(|c| c.client_secret.as_ref()),
         )
         .map_err(secrets::too_large)?;
         let (count, reserved_file) = match reserved {
@@ -400,8 +549,8 @@ impl TokenStore {
 
     /// Take the shared metadata lock and look a profile up. The lock is
     /// returned held, for a keychain read under it.
-    fn locked_lookup(&self, profile: &Selector) -> Result<(FileLock, ProfileInfo)> {
-        let lock = self.lock_meta(Mode::Shared)?;
+    fn locked_lookup(&self, profile: &Selector) -> Result<(Option<FileLock>, ProfileInfo)> {
+        let lock = self.lock_meta_shared()?;
         let snap = self.meta.read()?;
         Ok((lock, self.meta.lookup(&snap, profile.name())?))
     }
@@ -413,11 +562,13 @@ impl TokenStore {
             Some(kc) => kc,
             None => self.keychain.holding(&info.secret.backend)?,
         };
-        let secrets = secrets::read(kc.as_ref(), &info.profile, &info.secret)
+        let mut secrets = secrets::read(kc.as_ref(), &info.profile, &info.secret)
             .map_err(|fail| secrets::read_error(kc.as_ref(), &info.profile, &info.secret, fail))?;
+        let client_secret = secrets.client.take();
         Ok(StoredToken {
             token: token_from(&info, secrets),
             info,
+            client_secret,
         })
     }
 
@@ -427,7 +578,7 @@ impl TokenStore {
     /// [`Error::NoSuchProfile`], and the metadata errors of [`list`](Self::list).
     pub fn switch(&self, profile: impl Into<Selector>) -> Result<ProfileInfo> {
         let profile = profile.into();
-        let _lock = self.lock_meta(Mode::Exclusive)?;
+        let _lock = self.lock_meta()?;
         let snap = self.meta.read_for_write()?;
         let mut info = self.meta.lookup(&snap, profile.name())?;
         let mut index = snap.index.clone();
@@ -454,7 +605,7 @@ impl TokenStore {
         if let Some(l) = label {
             names::check_label(l)?;
         }
-        let _lock = self.lock_meta(Mode::Exclusive)?;
+        let _lock = self.lock_meta()?;
         let snap = self.meta.read_for_write()?;
         let mut info = self.meta.lookup(&snap, profile.name())?;
         if let Some(l) = label {
@@ -478,8 +629,8 @@ impl TokenStore {
     /// secrets are already gone; `repair` drops the listing).
     pub fn remove(&self, profile: impl Into<Selector>) -> Result<ProfileInfo> {
         let key = self.resolve(profile)?;
-        let _refresh = self.lock_refresh(&key)?;
-        let _lock = self.lock_meta(Mode::Exclusive)?;
+        let refresh = self.lock_refresh(&key)?;
+        let lock = self.lock_meta()?;
         let snap = self.meta.read_for_write()?;
         let info = self
             .meta
@@ -496,7 +647,59 @@ impl TokenStore {
         }
         self.meta.remove_profile(&key)?;
         log::debug!("removed profile `{key}`");
+        drop(lock);
+        self.drop_refresh_lock_if_unused(refresh, &key);
+        self.forget_key_if_empty();
         Ok(info)
+    }
+
+    /// After the last profile's secrets are gone: the sealed store deletes
+    /// its keyutils key (the next save makes a new one). Best effort: a key
+    /// left behind is harmless, and the caller's removal has committed.
+    fn forget_key_if_empty(&self) {
+        match self.keychain.get().map(|kc| kc.forget_key()) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => log::warn!("could not delete the sealed store's key: {}", e.message),
+            Err(e) => log::warn!("could not delete the sealed store's key: {e}"),
+        }
+    }
+
+    /// Re-seal every profile of a sealed store under a new key: a new
+    /// random key in keyutils ([`KeySource::Keyutils`], or
+    /// [`KeySource::Auto`] for a store whose key is in keyutils), or the key
+    /// in a key file the caller made ([`KeySource::File`]). Crash-safe: at
+    /// any instant every profile opens with the old key or the new one, and
+    /// running it again after an interruption finishes it. Saves and
+    /// refreshes wait for it (it holds the metadata lock).
+    ///
+    /// After a rotation to a key file, configure that file
+    /// (`RCTOKEN_KEY_FILE`, or [`KeySource::File`]); the old one is no
+    /// longer used.
+    ///
+    /// # Errors
+    /// [`Error::CannotRotate`] when nothing was changed (the store is not
+    /// sealed, an item does not open, a rotation to another key is
+    /// pending); [`Error::BadKeyFile`] / [`Error::UnsafeStore`] for the new
+    /// key file; keychain and I/O errors.
+    pub fn rotate_key(&self, to: KeySource) -> Result<KeyRotation> {
+        let _lock = self.lock_meta()?;
+        let kc = self.keychain.get()?;
+        let to = match to {
+            KeySource::File(path) => RekeyTo::File(path),
+            _ => RekeyTo::Keyutils,
+        };
+        let done = kc.rekey(&to)?;
+        log::debug!(
+            "re-sealed {} of {} items under {}",
+            done.resealed,
+            done.items,
+            done.key
+        );
+        Ok(KeyRotation {
+            items: done.items,
+            resealed: done.resealed,
+            key: done.key,
+        })
     }
 
     /// Remove every profile, and every other item of this store's keychain
@@ -509,11 +712,16 @@ impl TokenStore {
     /// As [`remove`](Self::remove).
     pub fn remove_all(&self) -> Result<usize> {
         let keys: Vec<String> = self.list()?.into_iter().map(|p| p.profile).collect();
-        let _refresh: Vec<FileLock> = keys
+        // A directory with nothing in it (no metadata ever written) has
+        // nothing to remove: nothing is written into it, not even a lock.
+        if keys.is_empty() && !self.layout.metadata_lock().exists() {
+            return Ok(0);
+        }
+        let refresh: Vec<FileLock> = keys
             .iter()
             .map(|k| self.lock_refresh(k))
             .collect::<Result<_>>()?;
-        let _lock = self.lock_meta(Mode::Exclusive)?;
+        let lock = self.lock_meta()?;
         let snap = self.meta.read_for_write()?;
         let profiles = self.meta.all(&snap)?;
         let kc = self.keychain.get()?;
@@ -550,10 +758,19 @@ impl TokenStore {
                 }
             }
         }
-        self.meta.write_index(&Index::new())?;
+        // An empty directory stays empty (`logout --all` on a directory
+        // that is not a store yet writes nothing into it).
+        if !profiles.is_empty() || snap.index != Index::new() {
+            self.meta.write_index(&Index::new())?;
+        }
         for info in &profiles {
             self.meta.remove_profile(&info.profile)?;
         }
+        drop(lock);
+        for (lock, key) in refresh.into_iter().zip(&keys) {
+            self.drop_refresh_lock_if_unused(lock, key);
+        }
+        self.forget_key_if_empty();
         Ok(removed)
     }
 
@@ -581,7 +798,13 @@ impl TokenStore {
             let _refresh = self.lock_refresh(&key)?;
             let stored = self.load(&key)?;
             let token = stored.token_at(self.clock.now());
-            self.save_locked(&token, &key, None, false, None)?;
+            self.save_locked(
+                &token,
+                &key,
+                Placement::default(),
+                None,
+                stored.client().as_ref(),
+            )?;
             log::debug!(
                 "moved profile `{key}` from {} to {}",
                 info.secret.backend,
@@ -600,7 +823,7 @@ impl TokenStore {
     /// [`Error::KeychainUnavailable`], [`Error::LockTimeout`]; everything else
     /// is reported as a [`Problem`](crate::Problem).
     pub fn verify(&self) -> Result<Report> {
-        let _lock = self.lock_meta(Mode::Shared)?;
+        let _lock = self.lock_meta_shared()?;
         self.repair_parts().check()
     }
 
@@ -618,7 +841,7 @@ impl TokenStore {
     /// # Errors
     /// As [`verify`](Self::verify), plus I/O errors writing the metadata.
     pub fn repair(&self) -> Result<Report> {
-        let _lock = self.lock_meta(Mode::Exclusive)?;
+        let _lock = self.lock_meta()?;
         self.repair_parts().repair()
     }
 

@@ -12,6 +12,7 @@ use crate::keychain::{Backend, Connection, OpenConfig};
 use crate::layout::StoreLayout;
 use crate::metadata::MetaFiles;
 use crate::names;
+use crate::wait::{Notifier, Patience, Waiting};
 
 use super::TokenStore;
 
@@ -80,6 +81,51 @@ pub struct SaveOptions {
     pub(super) profile: Option<String>,
     pub(super) label: Option<String>,
     pub(super) switch: bool,
+    pub(super) client: Option<AppClient>,
+    pub(super) move_secrets: bool,
+}
+
+/// The RingCentral app a profile logged in with: its client id and server
+/// (kept in the profile's metadata) and its client secret, if it has one
+/// (kept in the keychain with the profile's tokens). With it, later
+/// refreshes need nothing from the caller.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct AppClient {
+    /// The app's client id.
+    pub client_id: String,
+    /// The server's base URL (e.g. `https://platform.ringcentral.com`).
+    pub server: String,
+    /// The client secret; `None` for a public (PKCE) app.
+    pub client_secret: Option<secrecy::SecretString>,
+}
+
+impl AppClient {
+    /// An app client.
+    pub fn new(
+        client_id: impl Into<String>,
+        server: impl Into<String>,
+        client_secret: Option<secrecy::SecretString>,
+    ) -> Self {
+        AppClient {
+            client_id: client_id.into(),
+            server: server.into(),
+            client_secret,
+        }
+    }
+}
+
+impl std::fmt::Debug for AppClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppClient")
+            .field("client_id", &self.client_id)
+            .field("server", &self.server)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[REDACTED]"),
+            )
+            .finish()
+    }
 }
 
 impl SaveOptions {
@@ -102,6 +148,24 @@ impl SaveOptions {
         self.switch = yes;
         self
     }
+    /// Allow re-saving a profile whose secrets are in a backend this store
+    /// cannot reach (the Secret Service, without a session bus): the new
+    /// tokens go into this store's backend and the old items stay where
+    /// they are, for the user to remove there. Without it such a save is
+    /// refused with [`Error::WrongBackend`](crate::Error::WrongBackend), so
+    /// nothing moves without being asked. (Profiles in a backend this
+    /// store still reads, plain keyutils under the sealed store, move on
+    /// any save, their old items deleted.)
+    pub fn move_secrets(mut self, yes: bool) -> Self {
+        self.move_secrets = yes;
+        self
+    }
+    /// Record the app the token came from (see [`AppClient`]). Without it,
+    /// a profile that has one keeps it.
+    pub fn client(mut self, client: AppClient) -> Self {
+        self.client = Some(client);
+        self
+    }
 }
 
 /// Opens a [`TokenStore`] with non-default settings.
@@ -115,6 +179,7 @@ pub struct StoreBuilder {
     lock_timeout: Duration,
     keychain_timeout: Duration,
     max_item_bytes: Option<usize>,
+    notifier: Option<Notifier>,
 }
 
 impl StoreBuilder {
@@ -127,6 +192,7 @@ impl StoreBuilder {
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             keychain_timeout: DEFAULT_KEYCHAIN_TIMEOUT,
             max_item_bytes: None,
+            notifier: None,
         }
     }
 
@@ -159,6 +225,23 @@ impl StoreBuilder {
         self.keychain_timeout = t;
         self
     }
+    /// Call `notice` once for each wait (a lock another process holds, a
+    /// keychain call) that lasts longer than `after`, with what it waits
+    /// for and its limit, so a program can tell its user instead of
+    /// hanging silently (the CLI prints one line on stderr after 1.5 s).
+    /// It runs on the waiting thread, or on the keychain's worker thread's
+    /// waiter; keep it short.
+    pub fn wait_notice(
+        mut self,
+        after: Duration,
+        notice: impl Fn(&Waiting<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.notifier = Some(Notifier {
+            after,
+            f: Arc::new(notice),
+        });
+        self
+    }
     /// Split envelopes into items of at most this many bytes, even where the
     /// backend allows more (backend limits still apply).
     pub fn max_item_bytes(mut self, n: usize) -> Self {
@@ -173,6 +256,22 @@ impl StoreBuilder {
     /// [`Error::InvalidName`] for a bad app id, [`Error::NoDataDir`],
     /// [`Error::UnsafeStore`], [`Error::Io`].
     pub fn open(self) -> Result<TokenStore> {
+        self.open_as(true)
+    }
+
+    /// Open a store that exists, creating nothing: for programs that only
+    /// read, or that act on profiles saved before (a mistyped app id or
+    /// directory is then reported, not silently made into a new store).
+    /// The directory must exist; files it lacks are an empty store.
+    ///
+    /// # Errors
+    /// [`Error::NoStore`] if the directory does not exist, and those of
+    /// [`open`](Self::open).
+    pub fn open_existing(self) -> Result<TokenStore> {
+        self.open_as(false)
+    }
+
+    fn open_as(self, create: bool) -> Result<TokenStore> {
         names::check_app_id(&self.app_id)?;
         let dir = match self.dir {
             Some(d) => d,
@@ -193,7 +292,19 @@ impl StoreBuilder {
         } else {
             dir
         };
-        files::ensure_private_dir(&dir)?;
+        if create {
+            files::ensure_private_dir(&dir)?;
+        } else {
+            match std::fs::symlink_metadata(&dir) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(Error::NoStore {
+                        app: self.app_id,
+                        dir,
+                    });
+                }
+                _ => files::check_safe(&dir, true)?,
+            }
+        }
         let dir = std::fs::canonicalize(&dir).map_err(|e| Error::io("resolving", &dir, e))?;
         let layout = StoreLayout::new(dir);
         Ok(TokenStore {
@@ -204,15 +315,15 @@ impl StoreBuilder {
                     service: format!("rctoken:{}", self.app_id),
                     app_id: self.app_id.clone(),
                     dir: layout.dir().to_path_buf(),
-                    timeout: self.keychain_timeout,
-                    lock_timeout: self.lock_timeout,
+                    timeout: Patience::new(self.keychain_timeout, self.notifier.clone()),
+                    lock_timeout: Patience::new(self.lock_timeout, self.notifier.clone()),
                     max_item_bytes: self.max_item_bytes,
                 },
             ),
             app_id: self.app_id,
             layout,
             clock: self.clock,
-            lock_timeout: self.lock_timeout,
+            lock_timeout: Patience::new(self.lock_timeout, self.notifier),
         })
     }
 }

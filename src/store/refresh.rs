@@ -271,9 +271,18 @@ impl TokenStore {
         let mut new = match result {
             Ok(t) => t,
             Err(e) => {
+                let source: Box<dyn std::error::Error + Send + Sync> = e.into();
+                // RingCentral saying the refresh token is dead means log in
+                // again, not retry.
+                if let Some(reason) = refused_for_good(source.as_ref()) {
+                    return Err(Error::LoginRequired {
+                        profile: key,
+                        reason: format!("the refresh token was refused: {reason}"),
+                    });
+                }
                 return Err(Error::RefreshFailed {
                     profile: key,
-                    source: e.into(),
+                    source,
                 });
             }
         };
@@ -304,8 +313,19 @@ impl TokenStore {
             });
         };
         let room = reserved.keychain;
-        match self.save_locked(&new, &key, None, false, Some(reserved)) {
-            Ok(info) => Ok(StoredToken { token: new, info }),
+        let client = current.client();
+        match self.save_locked(
+            &new,
+            &key,
+            super::Placement::default(),
+            Some(reserved),
+            client.as_ref(),
+        ) {
+            Ok(info) => Ok(StoredToken {
+                token: new,
+                info,
+                client_secret: client.and_then(|c| c.client_secret),
+            }),
             Err(e) => {
                 secrets::release(pending.keychain.as_ref(), &key, &room);
                 // Bad input (an instant or a size that cannot be stored) is
@@ -351,6 +371,7 @@ impl TokenStore {
             &current.token.access_token,
             current.token.refresh_token.as_ref(),
             current.token.id_token.as_ref(),
+            current.client_secret.as_ref(),
         )
         .map_err(secrets::too_large)?
         .len();
@@ -368,4 +389,28 @@ impl TokenStore {
         )?;
         Ok(Reserved { keychain, file })
     }
+}
+
+/// Whether a refresh function's error (or an error in its source chain)
+/// says RingCentral refused the refresh token for good: an
+/// [`OAuthError`](crate::ringcentral::OAuthError) of kind `LoginAgain`, or
+/// an `invalid_grant` error response parsed by [`TokenInfo::from_json`]
+/// (a refresher that printed RingCentral's answer). Returns it in words.
+fn refused_for_good(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        #[cfg(feature = "ringcentral")]
+        if let Some(oauth) = e.downcast_ref::<crate::ringcentral::OAuthError>()
+            && oauth.kind == crate::ringcentral::OAuthErrorKind::LoginAgain
+        {
+            return Some(oauth.to_string());
+        }
+        if let Some(refused @ Error::ErrorResponse { .. }) = e.downcast_ref::<Error>()
+            && refused.kind() == crate::ErrorKind::LoginAgain
+        {
+            return Some(refused.to_string());
+        }
+        next = e.source();
+    }
+    None
 }

@@ -1,6 +1,7 @@
 //! Every command of the `rctoken` binary, driven as a user would, on both
 //! real Linux backends (keyutils; the Secret Service under
-//! .ci/with-keyring.sh).
+//! .ci/with-keyring.sh), and on Windows on the Credential Manager (under
+//! Wine in CI), where files have no Unix modes to report.
 
 use crate::support::backends::Kind;
 use crate::support::cli::{self, Env};
@@ -27,7 +28,13 @@ fn import_list_switch_status_token_logout(kind: Kind) {
         .run(&["import", file.to_str().unwrap(), "--label", "work"])
         .ok()
         .reveals_none(&secrets);
-    assert_eq!(out.stdout, "saved profile 1001 (label work), active\n");
+    assert_eq!(
+        out.stdout,
+        format!(
+            "saved profile 1001 (label work), active; secrets in {}\n",
+            kind.name()
+        )
+    );
 
     // import from stdin (`-`), not switching.
     let out = env
@@ -37,7 +44,13 @@ fn import_list_switch_status_token_logout(kind: Kind) {
         )
         .ok()
         .reveals_none(&secrets);
-    assert_eq!(out.stdout, "saved profile 2002, not active\n");
+    assert_eq!(
+        out.stdout,
+        format!(
+            "saved profile 2002, not active; secrets in {}\n",
+            kind.name()
+        )
+    );
 
     // list: one line per profile, active marker, label, expiries.
     let out = env.run(&["list"]).ok().reveals_none(&secrets);
@@ -178,17 +191,35 @@ fn reimport_keeps_label_and_first_profile_is_active(kind: Kind) {
         &valid_token("AT-r1", "RT-r1", "77"),
         &["--no-switch", "--label", "desk"],
     );
-    assert_eq!(out.stdout, "saved profile 77 (label desk), active\n");
+    assert_eq!(
+        out.stdout,
+        format!(
+            "saved profile 77 (label desk), active; secrets in {}\n",
+            kind.name()
+        )
+    );
     let old_accounts = env.accounts("77");
     // Re-import: new tokens, label kept; the old generation's items are gone.
     let out = env.import(&valid_token("AT-r2", "RT-r2", "77"), &[]);
-    assert_eq!(out.stdout, "saved profile 77 (label desk), active\n");
+    assert_eq!(
+        out.stdout,
+        format!(
+            "saved profile 77 (label desk), active; secrets in {}\n",
+            kind.name()
+        )
+    );
     assert_eq!(env.run(&["token", "desk"]).ok().stdout, "AT-r2\n");
     assert!(!env.in_keychain(&old_accounts[0]), "old generation deleted");
     assert!(env.in_keychain(&env.accounts("77")[0]));
     // --label replaces it; --profile overrides owner_id.
     let out = env.import(&valid_token("AT-r3", "RT-r3", "77"), &["--label", "home"]);
-    assert_eq!(out.stdout, "saved profile 77 (label home), active\n");
+    assert_eq!(
+        out.stdout,
+        format!(
+            "saved profile 77 (label home), active; secrets in {}\n",
+            kind.name()
+        )
+    );
     let no_owner = Tok {
         access: "AT-r4",
         expires_in: 3600,
@@ -197,7 +228,13 @@ fn reimport_keeps_label_and_first_profile_is_active(kind: Kind) {
     }
     .json();
     let out = env.import(&no_owner, &["--profile", "sandbox", "--no-switch"]);
-    assert_eq!(out.stdout, "saved profile sandbox, not active\n");
+    assert_eq!(
+        out.stdout,
+        format!(
+            "saved profile sandbox, not active; secrets in {}\n",
+            kind.name()
+        )
+    );
     assert_eq!(env.run(&["token", "sandbox"]).ok().stdout, "AT-r4\n");
     let v = env.run(&["status", "sandbox", "--json"]).ok().json();
     assert!(v["owner_id"].is_null());
@@ -235,7 +272,10 @@ fn export_needs_reveal_and_round_trips(kind: Kind) {
     // Re-import into another app id: same token.
     let other = Env::new("export-into", kind);
     let out = other.run_stdin(&["import"], out.stdout.as_bytes()).ok();
-    assert_eq!(out.stdout, "saved profile 3003, active\n");
+    assert_eq!(
+        out.stdout,
+        format!("saved profile 3003, active; secrets in {}\n", kind.name())
+    );
     assert_eq!(other.run(&["token"]).ok().stdout, format!("{at}\n"));
     let again = other.run(&["export", "--reveal"]).ok().json();
     assert_eq!(again["refresh_token"], rt);
@@ -254,13 +294,21 @@ fn doctor_reports_and_repairs_a_missing_secret(kind: Kind) {
         out.stdout
             .contains(&format!("backend       {} (chosen explicitly", kind.name()))
     );
+    #[cfg(unix)]
     assert!(
         out.stdout.contains("(directory, mode 0700"),
         "{}",
         out.stdout
     );
+    #[cfg(unix)]
     assert!(
         out.stdout.contains("metadata.json (file, mode 0600"),
+        "{}",
+        out.stdout
+    );
+    #[cfg(windows)]
+    assert!(
+        out.stdout.contains("(directory)") && out.stdout.contains("metadata.json (file)"),
         "{}",
         out.stdout
     );
@@ -278,9 +326,11 @@ fn doctor_reports_and_repairs_a_missing_secret(kind: Kind) {
     assert!(out.stdout.ends_with("ok: no problems found\n"));
     let v = env.run(&["doctor", "--json"]).ok().json();
     assert_eq!(v["healthy"], true);
-    assert_eq!(v["paths"]["dir"]["mode"], "0700");
-    assert_eq!(v["paths"]["metadata"]["mode"], "0600");
-    assert_eq!(v["paths"]["profiles"]["mode"], "0700");
+    if cfg!(unix) {
+        assert_eq!(v["paths"]["dir"]["mode"], "0700");
+        assert_eq!(v["paths"]["metadata"]["mode"], "0600");
+        assert_eq!(v["paths"]["profiles"]["mode"], "0700");
+    }
     assert_eq!(v["paths"]["profiles"]["kind"], "directory");
     assert_eq!(v["lock"]["ok"], true);
     assert_eq!(v["metadata"]["profiles"], 2);

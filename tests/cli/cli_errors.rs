@@ -3,8 +3,6 @@
 //! could be a secret. These paths never reach a keychain, so they run on
 //! keyutils only (the keychain-dependent codes are in the other cli_* files).
 
-use std::os::unix::fs::PermissionsExt;
-
 use crate::support::backends::Kind;
 use crate::support::cli::{Env, Run, bin, run, run_with_stdin};
 use crate::support::cli::{Tok, valid_token};
@@ -63,13 +61,21 @@ fn usage_errors_exit_2_in_two_lines() {
         &["import", "--label", &"l".repeat(129)],
     ] {
         let out = env.run(args).fails(2).reveals_none(&[pasted]);
+        // The usage line of the command given (not the top level's, and not
+        // clap's list of the arguments in conflict, globals included).
+        let usage = match args.first().filter(|a| **a != "frobnicate") {
+            Some(sub) => format!("hint: usage: rctoken {sub} "),
+            None => "hint: usage: rctoken [OPTIONS] <COMMAND>".to_string(),
+        };
+        assert!(out.stderr.contains(&usage), "{args:?}: {}", out.stderr);
         assert!(
-            out.stderr.contains("hint: usage: rctoken"),
+            !out.stderr.contains("--app <ID>"),
             "{args:?}: {}",
             out.stderr
         );
     }
     // A token pasted as PROFILE: no such profile, not echoed.
+    env.make_store_dir();
     let out = env.run(&["token", pasted]).fails(3).reveals_none(&[pasted]);
     assert!(
         out.stderr.contains(&format!("{}-character", pasted.len())),
@@ -134,6 +140,7 @@ fn environment_variables_set_the_defaults() {
 fn missing_profiles_exit_3() {
     needs!(Kind::Keyutils);
     let env = Env::new("noprofile", Kind::Keyutils);
+    env.make_store_dir();
     for args in [
         &["token"][..],
         &["status"],
@@ -261,8 +268,11 @@ fn unreadable_file_exits_1_without_echoing_the_path() {
     assert!(out.stderr.contains("No such file"), "{}", out.stderr);
 }
 
+/// File modes and symlinks: Unix only.
+#[cfg(unix)]
 #[test]
 fn unsafe_store_files_exit_7() {
+    use std::os::unix::fs::PermissionsExt;
     needs!(Kind::Keyutils);
     let env = Env::new("unsafe", Kind::Keyutils);
     env.import(&valid_token("AT-us", "RT-us", "1616"), &[]);
@@ -360,4 +370,28 @@ fn bad_timeouts_are_usage_errors() {
     ] {
         env.run(args).fails(2);
     }
+}
+
+/// Unsafe store paths get a hint that fits them: a file is not a
+/// directory; a shared directory such as /tmp (another user's, or open to
+/// others when run as root) calls for a directory of one's own, not chown.
+#[test]
+fn unsafe_dirs_get_a_hint_that_fits() {
+    needs!(Kind::Keyutils);
+    let env = Env::new("unsafe-dirs", Kind::Keyutils);
+    let file = env.path("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let out = plain(&["--dir", file.to_str().unwrap(), "list"]).fails(7);
+    assert!(
+        out.stderr.contains("must name a directory"),
+        "{}",
+        out.stderr
+    );
+    let out = plain(&["--dir", "/tmp", "list"]).fails(7);
+    assert!(
+        out.stderr.contains("a directory of your own"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("chown"), "{}", out.stderr);
 }

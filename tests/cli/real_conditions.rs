@@ -16,19 +16,21 @@
 //! Every test has its own app ids and temp dirs, and a [`World`] that
 //! cleans up pass or fail (`logout --all`, then a purge of whatever is left
 //! in the app's keychain namespace). A passing test ends with
-//! [`World::finish`], which checks `/proc/keys` (keyutils) or `secret-tool`
-//! (Secret Service) for items of its app ids. Assertion messages never show
-//! a token: every test token contains [`MARK`] and is redacted.
+//! [`World::finish`], which checks `/proc/keys` (keyutils), `secret-tool`
+//! (Secret Service) or the Credential Manager's own list (Windows) for
+//! items of its app ids. Assertion messages never show a token: every test
+//! token contains [`MARK`] and is redacted.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::support::backends::Kind;
-use crate::support::cli::{Env, Run, bin, read, run, run_with_stdin};
+use crate::support::cli::{Env, Run, bin, run, run_with_stdin};
 use crate::support::cli::{Tok, valid_token};
+use crate::support::refresher::{Does, Refresher};
 
 on_both_backends!(
     // 1. Never write an empty or partial record.
@@ -40,6 +42,8 @@ on_both_backends!(
     // 3. One store, one owner.
     second_app_on_the_same_dir_is_refused_and_changes_nothing,
     relative_store_dir_is_made_absolute,
+    // Windows's home is the profile folder, which no variable moves.
+    #[cfg(unix)]
     tilde_store_dir_means_home,
     same_app_in_two_dirs_doctor_fix_keeps_the_other_dirs_secrets,
     // 4. No refresh storm.
@@ -477,7 +481,11 @@ impl World {
             Kind::SecretService => {
                 crate::support::secret_service::accounts(&format!("rctoken:{app}"))
             }
-            Kind::Memory => unreachable!("the CLI tests run on real backends"),
+            #[cfg(windows)]
+            Kind::WindowsCredentialManager => {
+                crate::support::credential_manager::accounts(&format!("rctoken:{app}"))
+            }
+            Kind::Memory | Kind::Sealed => unreachable!("these tests run on the keychains"),
         }
     }
 
@@ -522,7 +530,11 @@ impl Drop for World {
                         .args(["clear", "service", &format!("rctoken:{app}")])
                         .output();
                 }
-                Kind::Memory => {}
+                #[cfg(windows)]
+                Kind::WindowsCredentialManager => {
+                    crate::support::credential_manager::purge(&format!("rctoken:{app}"));
+                }
+                Kind::Memory | Kind::Sealed => {}
             }
         }
     }
@@ -608,29 +620,22 @@ impl Drop for UserNs {
     }
 }
 
-/// A refresher script: drains stdin, appends a line to its `ran` file,
-/// waits `delay` seconds (so concurrent callers queue on the refresh lock),
-/// then prints `response`. Returns the CMD and the `ran` file.
-fn refresher(w: &World, name: &str, response: &str, delay: &str) -> (String, PathBuf) {
-    let json = w.env.path(&format!("{name}.json"));
-    let ran = w.env.path(&format!("{name}.ran"));
-    std::fs::write(&json, response).unwrap();
-    let script = w.env.path(&format!("{name}.sh"));
-    std::fs::write(
-        &script,
-        format!(
-            "cat > /dev/null\necho ran >> '{}'\nsleep {delay}\ncat '{}'\n",
-            ran.display(),
-            json.display()
-        ),
-    )
-    .unwrap();
-    (format!("sh '{}'", script.display()), ran)
+/// A refresher (`support::refresher`, so it runs under `cmd /C` too): reads
+/// stdin, counts its runs, waits `delay_ms` (so concurrent callers queue on
+/// the refresh lock), then prints `response`. Returns the CMD and the
+/// refresher.
+fn refresher(w: &World, name: &str, response: &str, delay_ms: u64) -> (String, Refresher) {
+    let r = Refresher::new(w.env.tmp.path(), name);
+    let cmd = r.cmd(&Does {
+        sleep_ms: delay_ms,
+        ..Does::print(response)
+    });
+    (cmd, r)
 }
 
 /// How many times a [`refresher`] ran.
-fn runs(ran: &Path) -> usize {
-    read(ran).lines().count()
+fn runs(r: &Refresher) -> usize {
+    r.runs()
 }
 
 /// Start `n` commands at once and collect them; a generous bound (120 s)
@@ -684,12 +689,23 @@ const AFTER_YEAR_9999: &str = "9999-12-31T23:59:59-00:01";
 /// After a refused import: no profile listed, no profile file, no item.
 #[track_caller]
 fn assert_nothing_written(w: &World) {
-    let list = expect(
-        w.run(&["list", "--json"]),
-        0,
-        "list after the refused import",
-    );
-    assert_eq!(list.json(), json!([]), "no profile may be listed");
+    if !w.env.dir().exists() {
+        // Refused before the store was opened: not even created.
+        let list = expect(
+            w.run(&["list", "--json"]),
+            3,
+            "list after the refused import",
+        );
+        assert!(list.stderr.contains("no store for app"), "{}", list.stderr);
+        assert!(!w.env.dir().exists(), "list creates no store");
+    } else {
+        let list = expect(
+            w.run(&["list", "--json"]),
+            0,
+            "list after the refused import",
+        );
+        assert_eq!(list.json(), json!([]), "no profile may be listed");
+    }
     assert_eq!(
         profile_files(&w.env.dir()),
         Vec::<String>::new(),
@@ -744,7 +760,7 @@ fn refresher_bad_session_time_keeps_old_tokens(kind: Kind, test: &str, at: &str)
     w.import(&tok.json(), &[]);
     let before = status_facts(w.run(&["status", "--json"]));
     let response = token_with_session_time(NEW_AT, NEW_RT, "111", at);
-    let (cmd, ran) = refresher(&w, "bad-session", &response, "0");
+    let (cmd, ran) = refresher(&w, "bad-session", &response, 0);
     expect_failure(
         w.run(&["token", "--min-valid", "1200", "--refresh-with", &cmd]),
         6,
@@ -1068,6 +1084,7 @@ fn relative_store_dir_is_made_absolute(kind: Kind) {
 /// Defect 3: `RCTOKEN_DIR="~/x"` (a tilde the shell did not expand, as in
 /// a systemd unit or a quoted assignment) created a directory literally
 /// named `~` in the working directory. It must mean `$HOME/x`.
+#[cfg(unix)]
 fn tilde_store_dir_means_home(kind: Kind) {
     let mut w = World::new("tilde-dir", kind);
     let app = w.env.app.clone();
@@ -1162,7 +1179,7 @@ fn same_app_in_two_dirs_doctor_fix_keeps_the_other_dirs_secrets(kind: Kind) {
 fn storm(kind: Kind, test: &str, expires_in: i64, extra: &[&str]) {
     let w = World::new(test, kind);
     w.import(&expired("111"), &[]);
-    let (cmd, ran) = refresher(&w, "count", &new_token(expires_in, Some("111")), "0.2");
+    let (cmd, ran) = refresher(&w, "count", &new_token(expires_in, Some("111")), 200);
     let mut args = vec!["token", "--refresh-with", cmd.as_str()];
     args.extend_from_slice(extra);
     let results = concurrently(8, || {
@@ -1201,7 +1218,7 @@ fn concurrent_refreshes_to_a_30s_token_run_cmd_once(kind: Kind) {
 fn repeated_min_valid_calls_do_not_refresh_a_fresh_token_again(kind: Kind) {
     let w = World::new("storm-repeat", kind);
     w.import(&expired("111"), &[]);
-    let (cmd, ran) = refresher(&w, "count", &new_token(3600, Some("111")), "0");
+    let (cmd, ran) = refresher(&w, "count", &new_token(3600, Some("111")), 0);
     for call in 1..=3 {
         expect_failure(
             w.run(&["token", "--min-valid", "3600", "--refresh-with", &cmd]),
@@ -1229,7 +1246,7 @@ fn refresher_returning_another_owner_is_refused(kind: Kind) {
     let w = World::new("refresh-owner", kind);
     w.import(&expired("111"), &[]);
     let before = status_facts(w.run(&["status", "--json"]));
-    let (cmd, ran) = refresher(&w, "other-owner", &new_token(3600, Some("999")), "0");
+    let (cmd, ran) = refresher(&w, "other-owner", &new_token(3600, Some("999")), 0);
     expect_failure(
         w.run(&["token", "--refresh-with", &cmd]),
         6,
@@ -1260,7 +1277,7 @@ fn refresher_returning_another_owner_is_refused(kind: Kind) {
 fn a_refresh_whose_result_cannot_be_stored_prints_it_and_exits_8(kind: Kind) {
     let w = World::new("refresh-not-stored", kind);
     w.import(&expired("111"), &[]);
-    let (cmd, ran) = refresher(&w, "not-stored", &new_token(3600, Some("111")), "0");
+    let (cmd, ran) = refresher(&w, "not-stored", &new_token(3600, Some("111")), 0);
     let out = run(w.cmd().env("RCTOKEN_CLI_TEST_FAIL_COMMIT", "1").args([
         "token",
         "--refresh-with",
@@ -1304,7 +1321,7 @@ fn a_refresh_whose_result_cannot_be_stored_prints_it_and_exits_8(kind: Kind) {
 fn refresher_response_without_owner_keeps_the_owner(kind: Kind) {
     let w = World::new("refresh-no-owner", kind);
     w.import(&expired("111"), &[]);
-    let (cmd, ran) = refresher(&w, "no-owner", &new_token(3600, None), "0");
+    let (cmd, ran) = refresher(&w, "no-owner", &new_token(3600, None), 0);
     expect_token(
         w.run(&["token", "--refresh-with", &cmd]),
         NEW_AT,

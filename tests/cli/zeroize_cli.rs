@@ -10,7 +10,9 @@
 //! refresher's output is read and parsed), `export --reveal`, `status`,
 //! `list --json`, `doctor` and `logout` on keyutils and on the Secret
 //! Service (run under .ci/with-keyring.sh).
-#![cfg(feature = "cli")]
+//!
+//! The shim is an LD_PRELOAD library around glibc: Linux only.
+#![cfg(all(feature = "cli", target_os = "linux"))]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -126,24 +128,33 @@ struct Run<'a> {
     backend: &'a str,
     log: PathBuf,
     markers: PathBuf,
+    /// The sealed store's key file, if the run uses one.
+    key_file: Option<PathBuf>,
 }
 
 /// `logout --all` when the run ends, pass or fail: a step that panics must
 /// not leave this run's keys in the user's keyring.
 impl Drop for Run<'_> {
     fn drop(&mut self) {
-        let _ = Command::new(env!("CARGO_BIN_EXE_rctoken"))
-            .args(["--app", &self.app, "--backend", self.backend, "--dir"])
+        let mut c = Command::new(env!("CARGO_BIN_EXE_rctoken"));
+        c.args(["--app", &self.app, "--backend", self.backend, "--dir"])
             .arg(&self.dir)
-            .args(["logout", "--all"])
-            .output();
+            .args(["logout", "--all"]);
+        if let Some(k) = &self.key_file {
+            c.env("RCTOKEN_KEY_FILE", k);
+        }
+        let _ = c.output();
     }
 }
 
 impl Run<'_> {
     fn cli(&self, args: &[&str], stdin: Option<&[u8]>) -> Scan {
         let _ = std::fs::remove_file(&self.log);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rctoken"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rctoken"));
+        if let Some(k) = &self.key_file {
+            cmd.env("RCTOKEN_KEY_FILE", k);
+        }
+        let mut child = cmd
             .args(["--app", &self.app, "--backend", self.backend, "--dir"])
             .arg(&self.dir)
             .args(args)
@@ -190,16 +201,35 @@ impl Run<'_> {
     }
 }
 
-fn run_everything(backend: &str) {
+/// The sealed store's key in the sealed run: printable, so the shim can
+/// look for freed copies of the key itself (and of its base64 form, which
+/// the key file holds).
+const SEALING_KEY: &[u8; 32] = b"ZSECRETSEALINGKEY0123456789abcde";
+
+fn run_everything(backend: &str, sealed_key_file: bool) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let shim = compile(tmp.path(), "tests/shim/scanfree.c", "scanfree.so", true);
+    let mut markers: Vec<String> = MARKERS.iter().map(|m| m.to_string()).collect();
+    let key_file = sealed_key_file.then(|| {
+        use base64ct::Encoding;
+        let b64 = base64ct::Base64::encode_string(SEALING_KEY);
+        markers.push(String::from_utf8_lossy(&SEALING_KEY[..24]).into_owned());
+        markers.push(b64[..24].to_string());
+        let path = tmp.path().join("sealing.key");
+        std::fs::write(&path, format!("{b64}\n")).expect("writes");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        path
+    });
+    let markers: Vec<&str> = markers.iter().map(String::as_str).collect();
     let run = Run {
         shim: &shim,
         dir: tmp.path().join("store"),
         app: format!("zeroize-cli-{backend}-{}", std::process::id()),
         backend,
         log: tmp.path().join("scan.log"),
-        markers: markers_file(tmp.path(), &MARKERS),
+        markers: markers_file(tmp.path(), &markers),
+        key_file,
     };
     let json = token_json();
     let file = tmp.path().join("token.json");
@@ -252,11 +282,34 @@ fn run_everything(backend: &str) {
 #[test]
 fn cli_frees_no_secret_on_keyutils() {
     needs!(Kind::Keyutils);
-    run_everything("keyutils");
+    run_everything("keyutils", false);
+}
+
+/// The sealed store with its key in a key file: no freed block holds a
+/// token, the key, or the key file's text.
+#[test]
+fn cli_frees_no_secret_or_key_on_the_sealed_store() {
+    run_everything("sealed", true);
+}
+
+/// The sealed store with its key in keyutils (the key is random here; the
+/// tokens are the markers).
+#[test]
+fn cli_frees_no_secret_on_the_sealed_store_with_its_key_in_keyutils() {
+    needs!(Kind::Keyutils);
+    run_everything("sealed", false);
+    let left = crate::support::keyutils::keys(&crate::support::keyutils::sealing_keys(&format!(
+        "zeroize-cli-sealed-{}",
+        std::process::id()
+    )));
+    assert!(
+        left.is_empty(),
+        "the store's key is gone after logout: {left:?}"
+    );
 }
 
 #[test]
 fn cli_frees_no_secret_on_the_secret_service() {
     needs!(Kind::SecretService);
-    run_everything("secret-service");
+    run_everything("secret-service", false);
 }

@@ -19,7 +19,7 @@ use serde_json::json;
 use crate::serial;
 use crate::support::backends::Kind;
 use crate::support::cli::{self, Env, run};
-use crate::support::keyutils;
+use crate::support::keyutils::{self, quota, settle};
 
 /// A token the size RingCentral issues: 1.3 KB access and refresh tokens, a
 /// 3 KB id_token.
@@ -45,23 +45,6 @@ fn realistic(owner: &str, tag: &str, expires_in: i64) -> String {
     .to_string()
 }
 
-/// (used bytes, max bytes) of this uid's keyutils quota.
-fn quota() -> (u64, u64) {
-    let uid = uid();
-    let text = std::fs::read_to_string("/proc/key-users").expect("/proc/key-users");
-    for line in text.lines() {
-        let Some((who, rest)) = line.split_once(':') else {
-            continue;
-        };
-        if who.trim() == uid.to_string() {
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            let (used, max) = f[3].split_once('/').expect("qnbytes/maxbytes");
-            return (used.parse().unwrap(), max.parse().unwrap());
-        }
-    }
-    panic!("no line for uid {uid} in /proc/key-users");
-}
-
 #[allow(unsafe_code)]
 fn uid() -> u32 {
     // SAFETY: geteuid has no preconditions.
@@ -76,22 +59,6 @@ fn require_non_root() {
         "this test needs the kernel's non-root key quota: run it as an unprivileged user \
          (`.ci/test.sh` does)"
     );
-}
-
-/// Wait (at most 10 s) until this uid's quota use stops falling: keys that
-/// earlier tests deleted are freed by the kernel's garbage collector a
-/// moment later, and the quota is shared by every process of the uid.
-fn settle() {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let mut last = quota().0;
-    while std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        let now = quota().0;
-        if now == last {
-            return;
-        }
-        last = now;
-    }
 }
 
 /// A plain user key that eats quota; unlinked on drop, pass or fail.
@@ -326,6 +293,12 @@ fn a_full_quota_is_named_with_figures_and_changes_nothing() {
         failure.stderr
     );
     assert!(!failure.stderr.contains("retry"), "{}", failure.stderr);
+    assert!(
+        failure.stderr.contains("rctoken logout PROFILE")
+            && failure.stderr.contains("rctoken --backend sealed migrate"),
+        "the hint says what to do: {}",
+        failure.stderr
+    );
     let listed = env.run(&["list", "--json"]).ok().json();
     assert_eq!(
         listed.as_array().map(Vec::len),
@@ -344,7 +317,7 @@ fn a_full_quota_is_named_with_figures_and_changes_nothing() {
         raw_lines(&env.app)
     );
     // doctor says the quota is nearly full instead of "ok".
-    settle();
+    keyutils::quiet();
     let doctor = env.run(&["doctor"]);
     assert_eq!(doctor.code, 1, "{}", doctor.stdout);
     assert!(
@@ -414,6 +387,50 @@ fn no_refresh_without_room_for_its_result() {
         env.accounts("777"),
         "old generation and reservation gone"
     );
+    clean(&env);
+}
+
+/// A save that finds the quota full while a delete's room is being freed
+/// waits for it instead of failing: the kernel frees a deleted key's quota
+/// from its garbage collector a moment later. Here the import starts with
+/// the quota full, is still waiting 200 ms later, and succeeds once the
+/// filler key is unlinked.
+#[test]
+fn a_save_waits_for_room_that_is_being_freed() {
+    needs!(Kind::Keyutils);
+    require_non_root();
+    let _serial = serial();
+    settle();
+    let env = Env::new("quotawait", Kind::Keyutils);
+    let (used, max) = quota();
+    // Room for less than the envelope's first item.
+    let filler = Filler::new((max - used).saturating_sub(1500) as usize);
+    let mut child = env
+        .cmd()
+        .arg("import")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start rctoken import");
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(realistic("779", "w", 3600).as_bytes())
+            .expect("write the token");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let early = child.try_wait().expect("try_wait");
+    drop(filler);
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        early.is_none(),
+        "the import ended ({early:?}) before any room was freed instead of waiting for it: {stderr}"
+    );
+    assert!(out.status.success(), "{}: {stderr}", out.status);
+    assert_eq!(keyutils_keys(&env.app), env.accounts("779"));
     clean(&env);
 }
 

@@ -4,6 +4,9 @@
 //! and corrupted envelope items of up to ~12 KB. A binary of their own
 //! (CI runs test binaries one after another), and one test at a time
 //! ([`serial`]), so no other test eats into the quota they measure.
+//!
+//! Kernel keyutils exist only on Linux: elsewhere this binary is empty.
+#![cfg(target_os = "linux")]
 
 #[macro_use]
 #[path = "../support"]

@@ -96,7 +96,15 @@ fn hanging_secret_service_child() {
     if role().as_deref() != Some("hang-ss") {
         return;
     }
-    let store = child_store(Backend::SecretService);
+    let store = TokenStore::builder(&env("REL_APP"))
+        .dir(env("REL_DIR"))
+        .backend(Backend::SecretService)
+        .keychain_timeout(KEYCHAIN_TIMEOUT)
+        .wait_notice(Duration::from_millis(500), |w| {
+            child::report("notice", &w.to_string())
+        })
+        .open()
+        .expect("open");
     let t = Instant::now();
     let r = store.save(&tagged("new", 3600), SaveOptions::new().profile("p"));
     child::report("save", &format!("{} after {:?}", outcome(&r), t.elapsed()));
@@ -192,6 +200,12 @@ fn a_secret_service_that_never_answers_times_out_with_keychain_unavailable() {
     );
     assert_eq!(one(&out, "list"), "pre");
     assert_eq!(one(&out, "info"), "ok");
+    // Each of the two waits was told once, half a second in, with its limit.
+    let notices: Vec<&str> = child::reports(&out, "notice").collect();
+    assert_eq!(
+        notices, ["waiting for the secret-service keychain to answer, for at most 2 s"; 2],
+        "{out}"
+    );
     // The failed save changed nothing.
     assert_eq!(
         std::fs::read(store.layout().index()).expect("metadata"),

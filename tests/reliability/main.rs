@@ -7,12 +7,21 @@
 //! take hold [`heavy`]: one of them runs at a time, as when each file was a
 //! test binary of its own.
 
+// Elsewhere most of the tests (on Linux's backends) do not exist, and the
+// helpers they share go unused.
+#![cfg_attr(
+    not(target_os = "linux"),
+    allow(dead_code, reason = "the tests that use them are Linux's")
+)]
+
 #[macro_use]
 #[path = "../support"]
 mod support {
     #[macro_use]
     pub mod backends;
     pub mod child;
+    #[cfg(windows)]
+    pub mod credential_manager;
     pub mod ids;
     pub mod keyutils;
     #[macro_use]

@@ -13,7 +13,8 @@ use rctoken::{Backend, Error, TokenStore};
 use crate::support::child::MARK;
 use crate::support::{keyutils, secret_service};
 
-/// A backend by its CLI name (`keyutils`, `secret-service`).
+/// A backend by its CLI name (`keyutils`, `secret-service`,
+/// `windows-credential-manager`).
 pub fn backend(name: &str) -> Backend {
     Backend::from_name(name).expect("known backend name")
 }
@@ -49,17 +50,44 @@ pub fn variant(e: &Error) -> String {
         .to_string()
 }
 
-/// Number of keychain items of `app` on the named real backend, seen from
-/// outside the library.
-pub fn outside_count(app: &str, backend_name: &str) -> usize {
+/// Number of keychain items of `app` on the named real backend (for the
+/// sealed store: item files in `store`'s directory), seen from outside the
+/// library.
+pub fn outside_count(store: &TokenStore, app: &str, backend_name: &str) -> usize {
     match backend_name {
         "keyutils" => keyutils::items(app).len(),
         "secret-service" => secret_service::count(app),
+        "sealed" => std::fs::read_dir(store.layout().dir().join("sealed"))
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                    .count()
+            })
+            .unwrap_or(0),
+        #[cfg(windows)]
+        "windows-credential-manager" => {
+            crate::support::credential_manager::accounts(&format!("rctoken:{app}")).len()
+        }
         other => panic!("no outside view of {other}"),
     }
 }
 
+/// The accounts of `app`'s items on the named backend, seen from outside
+/// the library, where the tests list them item by item (keyutils: live keys
+/// in `@u`; the Credential Manager: its own list); `None` elsewhere.
+pub fn outside_accounts(app: &str, backend_name: &str) -> Option<Vec<String>> {
+    match backend_name {
+        "keyutils" => Some(keyutils::items(app).into_iter().map(|(a, _)| a).collect()),
+        #[cfg(windows)]
+        "windows-credential-manager" => Some(crate::support::credential_manager::accounts(
+            &format!("rctoken:{app}"),
+        )),
+        _ => None,
+    }
+}
+
 /// Monotonic nanoseconds, comparable across processes (CLOCK_MONOTONIC).
+#[cfg(unix)]
 pub fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -72,24 +100,29 @@ pub fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// Nanoseconds comparable across processes: elsewhere than on Unix, the
+/// wall clock (std has no system-wide monotonic clock it exposes as a
+/// number), which is good enough while nobody sets the clock mid-test.
+#[cfg(not(unix))]
+pub fn monotonic_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
 /// Remove everything the test stored, and check nothing of it remains.
 pub fn cleanup(store: &TokenStore, app: &str, backend_name: &str) {
     store.remove_all().expect("remove_all");
     let left = match backend_name {
         "keyutils" => keyutils::items_settle(app, 0).len(),
         "secret-service" => secret_service::count(app),
+        #[cfg(windows)]
+        "windows-credential-manager" => outside_count(store, app, backend_name),
         "sealed" => {
-            let dir = store.layout().dir().join("sealed");
-            let files = std::fs::read_dir(&dir)
-                .map(|d| {
-                    d.flatten()
-                        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-                        .count()
-                })
-                .unwrap_or(0);
-            // A logout leaves the store's key; the test leaves nothing.
-            keyutils::purge(&keyutils::sealing_keys(app));
-            files + keyutils::items(app).len()
+            // The last logout takes the store's key with it.
+            let keys = keyutils::keys(&keyutils::sealing_keys(app));
+            assert!(keys.is_empty(), "the sealed store's key is left: {keys:?}");
+            outside_count(store, app, backend_name) + keyutils::items(app).len()
         }
         _ => 0,
     };

@@ -1,7 +1,9 @@
-//! One test body, three backends: [`backend_tests!`] turns each
+//! One test body, four backends: [`backend_tests!`] turns each
 //! `fn name(t: &Ctx) { … }` into a module with one `#[test]` per backend:
 //! the real Secret Service (`secret_service`), real kernel keyutils
-//! (`keyutils`) and the in-memory backend (`memory`).
+//! (`keyutils`), the in-memory backend (`memory`) and the sealed store with
+//! its key in real keyutils (`sealed`). All but `memory` are Linux's: on
+//! other platforms only the `memory` instance exists.
 //! Each [`Ctx`] has its own app id, its own temp directory and a
 //! [`ManualClock`]; [`Ctx::finish`] calls `remove_all` and checks the
 //! namespace is empty, and `Drop` cleans up after a failure.
@@ -52,6 +54,13 @@ impl Ctx {
             store,
             finished: false,
         }
+    }
+
+    /// Whether two store directories of one app id share this backend's
+    /// namespace (the keychains do; the sealed store's items are files in
+    /// each directory).
+    pub fn shares_namespace(&self) -> bool {
+        self.kind != Kind::Sealed
     }
 
     /// Whether the test can see and change its items from outside the store.
@@ -132,12 +141,22 @@ impl Ctx {
         format!("rctoken:{}", self.app)
     }
 
+    /// The description prefix of the sealed store's keys in keyutils.
+    fn sealing_keys(&self) -> String {
+        crate::support::keyutils::sealing_keys(&self.app)
+    }
+
     /// Raw access to this test's namespace (not for the memory backend).
     pub fn raw(&self) -> Raw {
         match self.kind {
             Kind::SecretService => Raw::secret_service(&self.service()),
             Kind::Keyutils => Raw::keyutils(&self.service()),
+            Kind::Sealed => Raw::sealed(&self.dir()),
             Kind::Memory => panic!("the memory backend has no raw access"),
+            #[cfg(windows)]
+            Kind::WindowsCredentialManager => {
+                panic!("the store tests have no Credential Manager instance")
+            }
         }
     }
 
@@ -164,9 +183,12 @@ impl Ctx {
             // Another store that believes it owns the profile removes it.
             let other = self.tmp.path().join(ids::unique("copy"));
             std::fs::create_dir(&other).expect("mkdir");
-            let mut perms = std::fs::metadata(&other).expect("stat").permissions();
-            std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o700);
-            std::fs::set_permissions(&other, perms).expect("chmod");
+            #[cfg(unix)]
+            {
+                let mut perms = std::fs::metadata(&other).expect("stat").permissions();
+                std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o700);
+                std::fs::set_permissions(&other, perms).expect("chmod");
+            }
             std::fs::copy(self.meta_path(), other.join("metadata.json")).expect("copy");
             let s = self.builder().dir(&other).open().expect("open copy");
             let profiles = s.layout().profiles_dir().to_path_buf();
@@ -192,6 +214,13 @@ impl Ctx {
         assert!(n.is_ok(), "remove_all failed: {n:?}");
         assert!(self.store.list().expect("list").is_empty());
         assert_eq!(self.accounts(), Vec::<String>::new(), "items left behind");
+        if self.kind == Kind::Sealed {
+            let keys = crate::support::keyutils::keys(&self.sealing_keys());
+            assert!(
+                keys.is_empty(),
+                "the sealed store's key is left behind: {keys:?}"
+            );
+        }
         self.finished = true;
     }
 }
@@ -202,7 +231,9 @@ impl Drop for Ctx {
             return;
         }
         let _ = self.store.remove_all();
-        if self.has_raw() && !(self.kind == Kind::SecretService && missing_bus()) {
+        if self.kind == Kind::Sealed {
+            crate::support::keyutils::purge(&self.sealing_keys());
+        } else if self.has_raw() && !(self.kind == Kind::SecretService && missing_bus()) {
             raw::try_purge(self.kind == Kind::Keyutils, &self.service());
         }
     }
@@ -242,11 +273,13 @@ macro_rules! backend_tests {
             #[allow(unused_imports)]
             use super::*;
             fn body($t: &$crate::ctx::Ctx) $body
+            #[cfg(target_os = "linux")]
             #[test]
             $(#[ignore = $bug])?
             fn secret_service() {
                 $crate::backend_test!($how, SecretService, secret_service, $name)
             }
+            #[cfg(target_os = "linux")]
             #[test]
             $(#[ignore = $bug])?
             $(#[ignore = $why])?
@@ -258,6 +291,12 @@ macro_rules! backend_tests {
             fn memory() {
                 $crate::backend_test!($how, Memory, memory, $name)
             }
+            #[cfg(target_os = "linux")]
+            #[test]
+            $(#[ignore = $bug])?
+            fn sealed() {
+                $crate::backend_test!($how, Sealed, sealed, $name)
+            }
         }
     )*};
     ($($rest:tt)*) => {
@@ -266,11 +305,13 @@ macro_rules! backend_tests {
 }
 
 /// Instantiate each test body on the two real backends only (the tests
-/// that change keychain items behind the store's back).
+/// that change keychain items behind the store's back). Both are Linux's:
+/// elsewhere these tests do not exist.
 #[macro_export]
 macro_rules! real_backend_tests {
     ($( $(#[$meta:meta])* $(@bug($bug:literal))? $(@keyutils_bug($why:literal))? fn $name:ident($t:ident) $body:block )*) => {$(
         $(#[$meta])*
+        #[cfg(target_os = "linux")]
         mod $name {
             #[allow(unused_imports)]
             use super::*;

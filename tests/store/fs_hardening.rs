@@ -14,17 +14,25 @@
 //! Handing a file to another user takes root: the tests that do are named
 //! `*_as_root` and fail at once when not run as root. CI runs them as root
 //! (`as_root` filter) and the others as an unprivileged user.
+//!
+//! Modes, owners, symlinks and FIFOs are Unix's: those tests (and the
+//! `cli` module) are `cfg(unix)`. The two about names run everywhere, on
+//! Windows on the Credential Manager too.
 
+#[cfg(unix)]
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+#[cfg(unix)]
 use std::process::Command;
 
 use rctoken::{Backend, Error, MemoryKeychain, SaveOptions, TokenInfo, TokenStore};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::support::backends::{self, Kind};
+#[cfg(unix)]
 use crate::support::rerun;
 
+#[cfg(unix)]
 const NOBODY: u32 = 65534;
 
 fn token(access: &str, owner: Option<&str>) -> TokenInfo {
@@ -45,18 +53,22 @@ fn memory() -> Backend {
     Backend::Memory(MemoryKeychain::new())
 }
 
+#[cfg(unix)]
 fn mode(p: &Path) -> u32 {
     std::fs::symlink_metadata(p).expect("stat").mode() & 0o7777
 }
 
+#[cfg(unix)]
 fn set_mode(p: &Path, m: u32) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).expect("chmod");
 }
 
+#[cfg(unix)]
 fn chown(p: &Path, uid: u32) {
     std::os::unix::fs::lchown(p, Some(uid), None).expect("chown (only root may chown)");
 }
 
+#[cfg(unix)]
 /// The first line of every test that needs root (its name says `as_root`):
 /// handing a file to another user takes root, and such a test must fail as
 /// another user, never pass without having checked anything. CI runs these
@@ -71,6 +83,7 @@ fn require_root() {
     );
 }
 
+#[cfg(unix)]
 fn is_unsafe<T: std::fmt::Debug>(r: rctoken::Result<T>, what: &str) -> Error {
     match r {
         Err(e @ Error::UnsafeStore { .. }) => e,
@@ -99,6 +112,7 @@ fn tree(dir: &Path) -> Vec<PathBuf> {
 // Modes at creation
 // ---------------------------------------------------------------------------
 
+#[cfg(unix)]
 fn assert_private_tree(store: &Path) {
     assert_eq!(mode(store), 0o700, "store dir");
     for rel in tree(store) {
@@ -110,6 +124,7 @@ fn assert_private_tree(store: &Path) {
     }
 }
 
+#[cfg(unix)]
 /// Right after the first save, in this process (umask as inherited).
 #[test]
 fn store_dir_and_files_are_private_from_the_first_save() {
@@ -135,6 +150,7 @@ fn store_dir_and_files_are_private_from_the_first_save() {
     assert_private_tree(&store_dir);
 }
 
+#[cfg(unix)]
 fn shim(tmp: &Path, source: &str, name: &str) -> PathBuf {
     let so = tmp.join(format!("{name}.so"));
     let status = Command::new("cc")
@@ -148,6 +164,7 @@ fn shim(tmp: &Path, source: &str, name: &str) -> PathBuf {
     so
 }
 
+#[cfg(unix)]
 /// The child half of `modes_do_not_depend_on_umask_and_nothing_is_chmodded`:
 /// run by that test (re-executing this binary); does nothing otherwise.
 #[test]
@@ -177,6 +194,7 @@ fn child_creates_a_store() {
     store.repair().expect("repairs");
 }
 
+#[cfg(unix)]
 #[test]
 fn modes_do_not_depend_on_umask_and_nothing_is_chmodded() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -252,6 +270,7 @@ fn modes_do_not_depend_on_umask_and_nothing_is_chmodded() {
 // Refusals
 // ---------------------------------------------------------------------------
 
+#[cfg(unix)]
 #[test]
 fn unsafe_store_dir_is_refused() {
     for m in [0o770, 0o720, 0o702, 0o777, 0o1777] {
@@ -282,6 +301,7 @@ fn unsafe_store_dir_is_refused() {
     is_unsafe(open(&link, memory()), "symlinked store dir");
 }
 
+#[cfg(unix)]
 #[test]
 fn store_dir_owned_by_another_user_is_refused_as_root() {
     require_root();
@@ -293,6 +313,7 @@ fn store_dir_owned_by_another_user_is_refused_as_root() {
     assert!(e.to_string().contains("owned by another user"), "{e}");
 }
 
+#[cfg(unix)]
 /// A refused operation leaves the metadata byte-for-byte as it was.
 fn assert_refused_and_untouched(store: &TokenStore, path: &Path, before: &[u8], what: &str) {
     is_unsafe(store.list(), &format!("{what}: list"));
@@ -306,6 +327,7 @@ fn assert_refused_and_untouched(store: &TokenStore, path: &Path, before: &[u8], 
     assert_eq!(after, before, "{what}: untouched");
 }
 
+#[cfg(unix)]
 #[test]
 fn unsafe_metadata_file_is_refused_and_untouched() {
     for m in [0o620, 0o602, 0o666, 0o622] {
@@ -337,6 +359,7 @@ fn unsafe_metadata_file_is_refused_and_untouched() {
     }
 }
 
+#[cfg(unix)]
 #[test]
 fn metadata_owned_by_another_user_is_refused_and_untouched_as_root() {
     require_root();
@@ -356,6 +379,7 @@ fn metadata_owned_by_another_user_is_refused_and_untouched_as_root() {
     );
 }
 
+#[cfg(unix)]
 #[test]
 fn symlinked_metadata_is_refused_and_its_target_untouched() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -415,6 +439,7 @@ fn symlinked_metadata_is_refused_and_its_target_untouched() {
     assert!(!nowhere.exists(), "no file created through the link");
 }
 
+#[cfg(unix)]
 #[test]
 fn symlinked_profile_files_and_dir_are_refused_and_targets_untouched() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -479,6 +504,7 @@ fn symlinked_profile_files_and_dir_are_refused_and_targets_untouched() {
     );
 }
 
+#[cfg(unix)]
 /// A FIFO planted where a store file belongs is refused, and opening it
 /// never blocks waiting for a writer (the open is non-blocking and the
 /// opened file is checked with fstat).
@@ -522,6 +548,7 @@ fn fifos_in_place_of_store_files_are_refused_without_blocking() {
     assert_eq!(store.list().expect("list").len(), 1);
 }
 
+#[cfg(unix)]
 #[test]
 fn symlinked_lock_files_are_not_followed() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -623,7 +650,10 @@ fn hostile_names_never_become_paths() {
     assert_eq!(outside, vec![PathBuf::from("a"), PathBuf::from("a/b")]);
     // Inside it: only the known names, refresh locks one level down.
     for rel in tree(&store_dir) {
-        let s = rel.to_string_lossy().into_owned();
+        // `/`-separated on every platform.
+        let s = rel
+            .to_string_lossy()
+            .replace(std::path::MAIN_SEPARATOR, "/");
         let ok = s == "metadata.json"
             || s == "metadata.lock"
             || s == "refresh-locks"
@@ -657,7 +687,8 @@ impl Drop for RemoveAllOnDrop<'_> {
 }
 
 /// Keys that a naive escaping would map to one item name stay distinct, on
-/// the in-memory keychain and on real keyutils keys.
+/// the in-memory keychain and on real keyutils keys (on Windows: real
+/// Credential Manager credentials).
 #[test]
 fn keychain_item_names_are_unambiguous() {
     let keys = [
@@ -667,6 +698,13 @@ fn keychain_item_names_are_unambiguous() {
     let mut backends = vec![("memory", memory())];
     if backends::available(Kind::Keyutils) {
         backends.push(("keyutils", Backend::Keyutils));
+    }
+    #[cfg(windows)]
+    if backends::available(Kind::WindowsCredentialManager) {
+        backends.push((
+            "windows-credential-manager",
+            Backend::WindowsCredentialManager,
+        ));
     }
     for (name, backend) in backends {
         let tmp = tempfile::tempdir().expect("tempdir");
@@ -711,6 +749,7 @@ fn keychain_item_names_are_unambiguous() {
 // The CLI: exit 7 on an unsafe store; modes independent of the umask
 // ---------------------------------------------------------------------------
 
+#[cfg(unix)]
 #[cfg(feature = "cli")]
 mod cli {
     use super::*;

@@ -9,12 +9,21 @@
 //! `RCTOKEN_TEST_ABSENT_BACKENDS` is skipped, any other that cannot be
 //! reached fails (see `support::backends`).
 
+// Elsewhere most of the tests (on Linux's backends) do not exist, and the
+// helpers they share go unused.
+#![cfg_attr(
+    not(target_os = "linux"),
+    allow(dead_code, reason = "the tests that use them are Linux's")
+)]
+
 #[macro_use]
 #[path = "../support"]
 mod support {
     #[macro_use]
     pub mod backends;
     pub mod child;
+    #[cfg(windows)]
+    pub mod credential_manager;
     pub mod ids;
     pub mod keyutils;
     #[macro_use]

@@ -2,9 +2,11 @@
 //! observe what the store wrote (with the platform's own tools where there
 //! is one: `secret-tool`, `keyctl`) and to inject drift.
 
+#[cfg(target_os = "linux")]
 use std::collections::HashMap;
 use std::sync::Arc;
 
+#[cfg(target_os = "linux")]
 use keyring_core::api::CredentialStoreApi;
 use keyring_core::{CredentialStore, Entry};
 
@@ -20,9 +22,13 @@ pub enum Raw {
     },
     /// Through `/proc/keys` and `keyctl` on the user keyring `@u`.
     Keyutils { service: String },
+    /// The sealed store's files in `<store>/sealed/` (their bytes are
+    /// ciphertext: `get` and `set` move sealed bytes).
+    Sealed { dir: std::path::PathBuf },
 }
 
 impl Raw {
+    #[cfg(target_os = "linux")]
     pub fn secret_service(service: &str) -> Raw {
         let store = zbus_secret_service_keyring_store::Store::new()
             .expect("connect to the Secret Service (run under .ci/with-keyring.sh)");
@@ -32,9 +38,20 @@ impl Raw {
         }
     }
 
+    #[cfg(not(target_os = "linux"))]
+    pub fn secret_service(_: &str) -> Raw {
+        panic!("the Secret Service exists only on Linux")
+    }
+
     pub fn keyutils(service: &str) -> Raw {
         Raw::Keyutils {
             service: service.to_string(),
+        }
+    }
+
+    pub fn sealed(store_dir: &std::path::Path) -> Raw {
+        Raw::Sealed {
+            dir: store_dir.join("sealed"),
         }
     }
 
@@ -49,6 +66,14 @@ impl Raw {
                     .map(|k| k.description[prefix.len()..].to_string())
                     .collect()
             }
+            Raw::Sealed { dir } => std::fs::read_dir(dir)
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .filter(|n| !n.starts_with('.'))
+                        .collect()
+                })
+                .unwrap_or_default(),
         };
         out.sort();
         out
@@ -77,6 +102,7 @@ impl Raw {
             Raw::Keyutils { service } => {
                 keyutils::find(&format!("{service}:{account}")).map(|id| keyutils::read(&id))
             }
+            Raw::Sealed { dir } => std::fs::read(dir.join(account)).ok(),
         }
     }
 
@@ -92,6 +118,7 @@ impl Raw {
             Raw::Keyutils { service } => {
                 keyutils::add(&format!("{service}:{account}"), data);
             }
+            Raw::Sealed { dir } => std::fs::write(dir.join(account), data).expect("raw set"),
         }
     }
 
@@ -113,6 +140,7 @@ impl Raw {
                     true
                 }
             },
+            Raw::Sealed { dir } => std::fs::remove_file(dir.join(account)).is_ok(),
         }
     }
 }
@@ -122,7 +150,14 @@ impl Raw {
 pub fn try_purge(keyutils: bool, service: &str) {
     if keyutils {
         keyutils::purge(&format!("{service}:"));
-    } else if let Ok(store) = zbus_secret_service_keyring_store::Store::new()
+    } else {
+        try_purge_secret_service(service);
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn try_purge_secret_service(service: &str) {
+    if let Ok(store) = zbus_secret_service_keyring_store::Store::new()
         && let Ok(entries) = store.search(&HashMap::from([("service", service)]))
     {
         for e in entries {
@@ -130,3 +165,6 @@ pub fn try_purge(keyutils: bool, service: &str) {
         }
     }
 }
+
+#[cfg(not(target_os = "linux"))]
+fn try_purge_secret_service(_: &str) {}

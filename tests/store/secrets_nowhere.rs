@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, Once};
 use std::time::Duration;
 
+#[cfg(target_os = "linux")]
 use keyring_core::api::CredentialStoreApi;
 use rctoken::testing::ManualClock;
 use rctoken::{Backend, Error, MemoryKeychain, SaveOptions, StoreBuilder, TokenInfo, TokenStore};
@@ -318,7 +319,7 @@ fn no_secret_in_files_logs_debug_or_errors() {
     let logs = logs();
     // The capture works: rctoken's own debug lines and zbus's events are in it.
     assert!(logs.contains("saved profile"), "rctoken log lines captured");
-    if !backends::declared_absent(Kind::SecretService) {
+    if Kind::SecretService.exists_here() && !backends::declared_absent(Kind::SecretService) {
         assert!(logs.contains("zbus"), "zbus tracing events captured");
     }
     assert_clean("captured logs", &logs);
@@ -474,33 +475,63 @@ fn corrupt_keychain_items_are_reported_without_content() {
     }
 
     // Secret Service: overwrite with non-UTF-8 bytes around the secrets.
-    if !backends::available(Kind::SecretService) {
-        return;
+    #[cfg(target_os = "linux")]
+    if backends::available(Kind::SecretService) {
+        let store = builder(&tmp.path().join("ss"), Backend::SecretService, "corrupt-ss")
+            .open()
+            .expect("opens");
+        let info = store.save(&token(), SaveOptions::new()).expect("saves");
+        let ss = zbus_secret_service_keyring_store::Store::new().expect("secret service");
+        let entry = ss
+            .build(
+                &format!("rctoken:{}", store.app_id()),
+                &format!("{}.{}.0", info.profile, info.generation()),
+                None,
+            )
+            .expect("entry");
+        let mut garbage = ACCESS.as_bytes().to_vec();
+        garbage.extend_from_slice(b"\xff\xfe");
+        garbage.extend_from_slice(REFRESH.as_bytes());
+        entry.set_secret(&garbage).expect("overwrites");
+        let e = store
+            .load(rctoken::Selector::Active)
+            .expect_err("corrupt item");
+        assert_clean("secret-service CorruptSecret", &error_text(&e));
+        let report = store.verify().expect("verifies");
+        assert!(!report.is_clean());
+        assert_clean("secret-service verify", &format!("{report:?}"));
+        store.remove_all().expect("cleans up");
     }
-    let store = builder(&tmp.path().join("ss"), Backend::SecretService, "corrupt-ss")
+
+    // The Credential Manager: the credential overwritten from outside.
+    #[cfg(windows)]
+    if backends::available(Kind::WindowsCredentialManager) {
+        let store = builder(
+            &tmp.path().join("wcm"),
+            Backend::WindowsCredentialManager,
+            "corrupt-wcm",
+        )
         .open()
         .expect("opens");
-    let info = store.save(&token(), SaveOptions::new()).expect("saves");
-    let ss = zbus_secret_service_keyring_store::Store::new().expect("secret service");
-    let entry = ss
-        .build(
+        let info = store.save(&token(), SaveOptions::new()).expect("saves");
+        let mut garbage = ACCESS.as_bytes().to_vec();
+        garbage.extend_from_slice(b"\xff\xfe");
+        garbage.extend_from_slice(REFRESH.as_bytes());
+        crate::support::credential_manager::set(
             &format!("rctoken:{}", store.app_id()),
             &format!("{}.{}.0", info.profile, info.generation()),
-            None,
-        )
-        .expect("entry");
-    let mut garbage = ACCESS.as_bytes().to_vec();
-    garbage.extend_from_slice(b"\xff\xfe");
-    garbage.extend_from_slice(REFRESH.as_bytes());
-    entry.set_secret(&garbage).expect("overwrites");
-    let e = store
-        .load(rctoken::Selector::Active)
-        .expect_err("corrupt item");
-    assert_clean("secret-service CorruptSecret", &error_text(&e));
-    let report = store.verify().expect("verifies");
-    assert!(!report.is_clean());
-    assert_clean("secret-service verify", &format!("{report:?}"));
-    store.remove_all().expect("cleans up");
+            &garbage,
+        );
+        let e = store
+            .load(rctoken::Selector::Active)
+            .expect_err("corrupt item");
+        assert!(matches!(e, Error::CorruptSecret { .. }), "{e:?}");
+        assert_clean("credential-manager CorruptSecret", &error_text(&e));
+        let report = store.verify().expect("verifies");
+        assert!(!report.is_clean());
+        assert_clean("credential-manager verify", &format!("{report:?}"));
+        store.remove_all().expect("cleans up");
+    }
 }
 
 /// A metadata file that (by a user's mistake) contains a token: the

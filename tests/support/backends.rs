@@ -2,14 +2,25 @@
 //! cannot reach: the test FAILS, with a message saying what is missing and
 //! how to provide it, unless the run declares that backend absent in
 //! `RCTOKEN_TEST_ABSENT_BACKENDS` (comma-separated names: `secret-service`,
-//! `keyutils`). A test on a backend declared absent prints a line saying it
-//! did not run (on stderr, past the harness's output capture) and returns.
+//! `keyutils`, `windows-credential-manager`). A test on a backend declared
+//! absent prints a line saying it did not run (on stderr, past the
+//! harness's output capture) and returns.
 //! CI never sets the variable: there, every test runs or fails.
 //!
 //! Reachable means: for the Secret Service, a session bus is configured
 //! (`DBUS_SESSION_BUS_ADDRESS`; `.ci/with-keyring.sh` provides one with an
 //! unlocked gnome-keyring); for keyutils, the kernel answers for the user
-//! keyring `@u` (a container's seccomp profile may forbid `keyctl`).
+//! keyring `@u` (a container's seccomp profile may forbid `keyctl`); for the
+//! Windows Credential Manager, `CredReadW` answers (also under Wine).
+//!
+//! A backend that does not exist on this platform at all (keyutils, the
+//! Secret Service and the sealed store on its keyutils key exist only on
+//! Linux; the Credential Manager only on Windows, where
+//! [`Kind::WindowsCredentialManager`] is the only real backend) is neither:
+//! a test on it prints that it did not run and returns, on every run. The
+//! macros that instantiate a test on each real backend
+//! (`on_both_backends!`, `backend_tests!`) generate only the instances of
+//! the platform's backends.
 
 use std::io::Write;
 use std::sync::OnceLock;
@@ -27,6 +38,14 @@ pub enum Kind {
     Keyutils,
     #[allow(dead_code, reason = "not every test crate uses it")]
     Memory,
+    /// The sealed store, its key in real kernel keyutils (so it is
+    /// reachable, and declared absent, with keyutils).
+    #[allow(dead_code, reason = "not every test crate uses it")]
+    Sealed,
+    /// The Windows Credential Manager (Windows only; Wine's in CI).
+    #[cfg(windows)]
+    #[allow(dead_code, reason = "not every test crate uses it")]
+    WindowsCredentialManager,
 }
 
 impl Kind {
@@ -36,6 +55,19 @@ impl Kind {
             Kind::SecretService => "secret-service",
             Kind::Keyutils => "keyutils",
             Kind::Memory => "memory",
+            Kind::Sealed => "sealed",
+            #[cfg(windows)]
+            Kind::WindowsCredentialManager => "windows-credential-manager",
+        }
+    }
+
+    /// Whether this backend exists on this platform at all (see the module doc).
+    pub fn exists_here(self) -> bool {
+        match self {
+            Kind::Memory => true,
+            Kind::SecretService | Kind::Keyutils | Kind::Sealed => cfg!(target_os = "linux"),
+            #[cfg(windows)]
+            Kind::WindowsCredentialManager => true,
         }
     }
 
@@ -46,6 +78,9 @@ impl Kind {
             Kind::SecretService => Backend::SecretService,
             Kind::Keyutils => Backend::Keyutils,
             Kind::Memory => Backend::Memory(memory.clone()),
+            Kind::Sealed => Backend::Sealed(rctoken::KeySource::Keyutils),
+            #[cfg(windows)]
+            Kind::WindowsCredentialManager => Backend::WindowsCredentialManager,
         }
     }
 }
@@ -63,21 +98,36 @@ pub fn declared_absent(kind: Kind) -> bool {
         .collect();
     for n in &names {
         assert!(
-            matches!(*n, "secret-service" | "keyutils"),
-            "{ABSENT_ENV}={list:?}: {n:?} is not a backend (secret-service, keyutils)"
+            matches!(
+                *n,
+                "secret-service" | "keyutils" | "windows-credential-manager"
+            ),
+            "{ABSENT_ENV}={list:?}: {n:?} is not a backend (secret-service, keyutils, \
+             windows-credential-manager)"
         );
     }
-    names.contains(&kind.name())
+    let name = match kind {
+        Kind::Sealed => Kind::Keyutils.name(),
+        other => other.name(),
+    };
+    names.contains(&name)
 }
 
 /// Panic with a clear message unless `kind` can be reached.
 #[track_caller]
 pub fn require(kind: Kind) {
+    if !kind.exists_here() {
+        panic!(
+            "the {} backend does not exist on this platform (`needs!` skips tests on it)",
+            kind.name()
+        );
+    }
     if let Err(why) = reachable(kind) {
         panic!(
             "the {} backend cannot be reached: {why}. Provide it (CI runs the tests under \
-             .ci/with-keyring.sh, which starts a session bus with an unlocked gnome-keyring), \
-             or declare it absent: {ABSENT_ENV}={} (the tests on it then do not run)",
+             .ci/with-keyring.sh, which starts a session bus with an unlocked gnome-keyring, \
+             and the Windows build under Wine with .ci/wine-tests.sh), or declare it absent: \
+             {ABSENT_ENV}={} (the tests on it then do not run)",
             kind.name(),
             kind.name()
         );
@@ -91,14 +141,25 @@ fn reachable(kind: Kind) -> Result<(), String> {
             Some(_) => Ok(()),
             None => Err("DBUS_SESSION_BUS_ADDRESS is unset (no session bus)".into()),
         },
-        Kind::Keyutils => {
+        Kind::Keyutils | Kind::Sealed => {
             static PROBE: OnceLock<Result<(), String>> = OnceLock::new();
             PROBE.get_or_init(probe_keyutils).clone()
+        }
+        #[cfg(windows)]
+        Kind::WindowsCredentialManager => {
+            static PROBE: OnceLock<Result<(), String>> = OnceLock::new();
+            PROBE.get_or_init(super::credential_manager::probe).clone()
         }
     }
 }
 
+#[cfg(not(target_os = "linux"))]
+fn probe_keyutils() -> Result<(), String> {
+    Err("kernel keyutils exist only on Linux".into())
+}
+
 /// Ask the kernel for the id of the user keyring (KEYCTL_GET_KEYRING_ID).
+#[cfg(target_os = "linux")]
 fn probe_keyutils() -> Result<(), String> {
     const KEYCTL_GET_KEYRING_ID: libc::c_long = 0;
     const KEY_SPEC_USER_KEYRING: libc::c_long = -4;
@@ -127,6 +188,16 @@ fn probe_keyutils() -> Result<(), String> {
 /// declared absent nor reachable. See [`needs!`](crate::needs).
 #[track_caller]
 pub fn available(kind: Kind) -> bool {
+    if !kind.exists_here() {
+        let thread = std::thread::current();
+        let test = thread.name().unwrap_or("a test");
+        let _ = writeln!(
+            std::io::stderr(),
+            "{test}: NOT RUN on {} (it does not exist on this platform)",
+            kind.name()
+        );
+        return false;
+    }
     if declared_absent(kind) {
         let thread = std::thread::current();
         let test = thread.name().unwrap_or("a test");

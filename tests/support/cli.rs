@@ -8,24 +8,40 @@ use std::process::{Command, Output, Stdio};
 use serde_json::{Value, json};
 
 use super::backends::Kind;
+#[cfg(windows)]
+use super::credential_manager;
 use super::{ids, keyutils, secret_service};
 
-/// Define `mod keyutils` and `mod secret_service` with one `#[test]` per
-/// listed function `fn name(kind: Kind)`. A backend the run declares absent
-/// is skipped (see `support::backends`).
+/// Define one module per real backend of this platform, with one `#[test]`
+/// per listed function `fn name(kind: Kind)`: `mod keyutils` and
+/// `mod secret_service` on Linux, `mod windows_credential_manager` on
+/// Windows. Attributes before a name go on each of its tests: a body that
+/// only Linux can run is listed as `#[cfg(target_os = "linux")] name` (and
+/// the function itself carries the same `cfg`). A backend the run declares
+/// absent is skipped (see `support::backends`).
 #[macro_export]
 macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
+    ($($(#[$attr:meta])* $name:ident),* $(,)?) => {
+        #[cfg(target_os = "linux")]
         mod keyutils {
-            $( #[test] fn $name() {
+            $( $(#[$attr])* #[test] fn $name() {
                 let kind = $crate::support::backends::Kind::Keyutils;
                 $crate::needs!(kind);
                 super::$name(kind)
             } )*
         }
+        #[cfg(target_os = "linux")]
         mod secret_service {
-            $( #[test] fn $name() {
+            $( $(#[$attr])* #[test] fn $name() {
                 let kind = $crate::support::backends::Kind::SecretService;
+                $crate::needs!(kind);
+                super::$name(kind)
+            } )*
+        }
+        #[cfg(windows)]
+        mod windows_credential_manager {
+            $( $(#[$attr])* #[test] fn $name() {
+                let kind = $crate::support::backends::Kind::WindowsCredentialManager;
                 $crate::needs!(kind);
                 super::$name(kind)
             } )*
@@ -132,6 +148,16 @@ impl Env {
         self.tmp.path().join("store")
     }
 
+    /// Create the (empty) store directory, 0700, as a first save would:
+    /// for tests of commands on a store that exists but lacks something.
+    #[allow(dead_code, reason = "not every test crate uses it")]
+    pub fn make_store_dir(&self) {
+        let b = &mut std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(b, 0o700);
+        b.create(self.dir()).expect("create the store dir");
+    }
+
     /// A scratch path inside the test's temp dir.
     pub fn path(&self, name: &str) -> PathBuf {
         self.tmp.path().join(name)
@@ -205,7 +231,8 @@ impl Env {
     }
 
     /// Is this account's item in the keychain? Asked from outside rctoken:
-    /// `/proc/keys` or `secret-tool search`.
+    /// `/proc/keys`, `secret-tool search`, or the Credential Manager's
+    /// credential of that target name.
     #[allow(dead_code, reason = "not every test crate uses it")]
     pub fn in_keychain(&self, account: &str) -> bool {
         match self.kind {
@@ -213,7 +240,10 @@ impl Env {
             Kind::SecretService => secret_service::accounts(&self.service())
                 .iter()
                 .any(|a| a == account),
+            #[cfg(windows)]
+            Kind::WindowsCredentialManager => credential_manager::exists(&self.service(), account),
             Kind::Memory => panic!("the CLI's memory backend lives and dies with one command"),
+            Kind::Sealed => panic!("the CLI harness has no sealed instance; see tests/cli/sealed"),
         }
     }
 
@@ -228,6 +258,11 @@ impl Env {
             let found = secret_service::search(&self.service());
             assert_eq!(found.trim(), "", "secret-tool still finds items");
         }
+        #[cfg(windows)]
+        if self.kind == Kind::WindowsCredentialManager {
+            let found = credential_manager::accounts(&self.service());
+            assert_eq!(found, Vec::<String>::new(), "credentials left behind");
+        }
     }
 
     /// Delete one item behind rctoken's back.
@@ -240,6 +275,11 @@ impl Env {
                     .unwrap_or_else(|| panic!("could not delete {account} from outside: no key"));
                 keyutils::unlink(&id);
             }
+            #[cfg(windows)]
+            Kind::WindowsCredentialManager => assert!(
+                credential_manager::delete(&self.service(), account),
+                "could not delete {account} from outside: no such credential"
+            ),
             _ => assert!(
                 secret_service::clear(&self.service(), account),
                 "could not delete {account} from outside"
@@ -267,21 +307,47 @@ impl Drop for Env {
         }
         // A command run with `auto` and no session bus seals the store,
         // whose key stays in keyutils after a logout.
+        #[cfg(target_os = "linux")]
         keyutils::purge(&keyutils::sealing_keys(&self.app));
+        // What a failed test left in the Credential Manager.
+        #[cfg(windows)]
+        if self.kind == Kind::WindowsCredentialManager {
+            credential_manager::purge(&self.service());
+        }
     }
 }
 
-/// rctoken's escaping of profile keys in account names.
+/// rctoken's escaping of profile keys in account and file names
+/// (src/names.rs): ASCII letters, digits, `_` and `-` stay, upper-case
+/// letters only where file names are case-sensitive (not on Windows or
+/// macOS); every other byte is `%XX`; on Windows a device name (`CON`,
+/// `com1`…) has its first byte escaped too.
 pub fn escape(key: &str) -> String {
-    key.bytes()
+    let folds_case = cfg!(any(windows, target_os = "macos"));
+    let mut out: String = key
+        .bytes()
         .map(|b| {
-            if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
+            if b.is_ascii_lowercase()
+                || b.is_ascii_digit()
+                || b == b'_'
+                || b == b'-'
+                || (!folds_case && b.is_ascii_uppercase())
+            {
                 (b as char).to_string()
             } else {
                 format!("%{b:02X}")
             }
         })
-        .collect()
+        .collect();
+    let upper = out.to_ascii_uppercase();
+    let device = matches!(upper.as_str(), "CON" | "PRN" | "AUX" | "NUL")
+        || (upper.len() == 4
+            && (upper.starts_with("COM") || upper.starts_with("LPT"))
+            && upper.as_bytes()[3].is_ascii_digit());
+    if cfg!(windows) && device {
+        out = format!("%{:02X}{}", out.as_bytes()[0], &out[1..]);
+    }
+    out
 }
 
 /// Run a prepared command.

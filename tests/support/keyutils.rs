@@ -264,3 +264,70 @@ impl Drop for Purge {
         purge(&sealing_keys(&self.0));
     }
 }
+
+/// (used bytes, max bytes) of this uid's keyutils quota, from
+/// `/proc/key-users`.
+#[cfg(target_os = "linux")]
+#[allow(dead_code, reason = "not every test crate uses it")]
+pub fn quota() -> (u64, u64) {
+    // SAFETY: geteuid has no preconditions.
+    #[allow(unsafe_code)]
+    let uid = unsafe { libc::geteuid() };
+    let text = std::fs::read_to_string("/proc/key-users").expect("/proc/key-users");
+    for line in text.lines() {
+        let Some((who, rest)) = line.split_once(':') else {
+            continue;
+        };
+        if who.trim() == uid.to_string() {
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let (used, max) = f[3].split_once('/').expect("qnbytes/maxbytes");
+            return (used.parse().unwrap(), max.parse().unwrap());
+        }
+    }
+    panic!("no line for uid {uid} in /proc/key-users");
+}
+
+/// Wait (at most `limit`) until this uid's quota use has not changed for
+/// `still` and, with `below_half`, is below half the quota. Whether it
+/// got there.
+#[cfg(target_os = "linux")]
+#[allow(dead_code, reason = "not every test crate uses it")]
+fn steady_quota(limit: Duration, still: Duration, below_half: bool) -> bool {
+    let deadline = Instant::now() + limit;
+    let mut last = quota().0;
+    let mut since = Instant::now();
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        let (now, max) = quota();
+        if now != last {
+            since = Instant::now();
+            last = now;
+        } else if since.elapsed() >= still && (!below_half || now < max / 2) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Wait (at most 60 s) until this uid's quota use stops falling and is
+/// below half the quota: keys that earlier tests deleted are freed by the
+/// kernel's garbage collector a moment later (later on a loaded machine),
+/// and the quota is shared by every process of the uid. Says so on stderr
+/// if it never settles; the test then goes on and fails where it must.
+#[cfg(target_os = "linux")]
+#[allow(dead_code, reason = "not every test crate uses it")]
+pub fn settle() {
+    if !steady_quota(Duration::from_secs(60), Duration::from_millis(100), true) {
+        let (used, max) = quota();
+        eprintln!("settle: the quota is still at {used} of {max} bytes after 60 s");
+    }
+}
+
+/// Wait (at most 10 s) until this uid's quota use has not changed for
+/// 300 ms: what a test that filled the quota on purpose waits for before
+/// it reads the figures (deleted keys are freed a moment later).
+#[cfg(target_os = "linux")]
+#[allow(dead_code, reason = "not every test crate uses it")]
+pub fn quiet() {
+    steady_quota(Duration::from_secs(10), Duration::from_millis(300), false);
+}

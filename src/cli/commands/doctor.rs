@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::Ctx;
 use crate::cli::args::DoctorArgs;
-use crate::cli::exit::{Failure, KEYCHAIN, OK, OTHER, STORE, code_of};
+use crate::cli::exit::{Failure, KEYCHAIN, OK, OTHER, STORE, code_of, hint_of};
 use crate::cli::output;
 
 /// What `lstat` says about one store path.
@@ -115,6 +115,13 @@ fn problems_code(problems: &[Problem]) -> u8 {
         STORE
     } else if problems.is_empty() {
         OK
+    } else if problems
+        .iter()
+        .all(|p| matches!(p, Problem::OtherBackend { .. }))
+    {
+        // The secrets are in a keychain this run does not use: as `token`
+        // says in the same situation (WrongBackend), exit 5.
+        KEYCHAIN
     } else {
         OTHER
     }
@@ -205,6 +212,22 @@ pub fn run(ctx: &Ctx, a: DoctorArgs) -> Result<u8, Failure> {
         Some(Err(e)) => Some(e.to_string()),
         _ => None,
     };
+    // Where the listed profiles' secrets are, when they are all in one
+    // backend other than the one that could not be opened: the hint names it.
+    let held_elsewhere: Option<String> = backend.as_ref().err().and_then(|_| {
+        let mut held: Vec<&str> = profiles.iter().map(|p| p.secrets_backend()).collect();
+        held.sort_unstable();
+        held.dedup();
+        match held.as_slice() {
+            [one] if *one != store.requested_backend() => Some((*one).to_string()),
+            _ => None,
+        }
+    });
+    if let Err(e) = &backend {
+        problems.push(format!(
+            "the keychain cannot be opened, so no secret was checked: {e}"
+        ));
+    }
 
     if a.json {
         let v = json!({
@@ -335,6 +358,61 @@ pub fn run(ctx: &Ctx, a: DoctorArgs) -> Result<u8, Failure> {
     if code == OK {
         return Ok(OK);
     }
+    // A check that could not run says why, with the hint for that error.
+    if let Some(Err(e)) = &report {
+        return Err(Failure::new(code, e.to_string(), hint_of(e)));
+    }
+    // Every problem is a profile a newer rctoken wrote: repair leaves them
+    // alone, an upgrade reads them.
+    if ok_report.is_some_and(|r| {
+        !r.problems.is_empty()
+            && r.problems
+                .iter()
+                .all(|p| matches!(p, Problem::VersionMismatch { newer: true, .. }))
+    }) {
+        return Err(Failure::new(
+            code,
+            "a newer rctoken saved these profiles' secrets, in a format this one cannot read",
+            "upgrade rctoken to read them; `doctor --fix` leaves them alone",
+        ));
+    }
+    // Every problem is a profile whose secrets are in another backend:
+    // repair cannot help (it would drop them); the other backend can.
+    let other_backends: Vec<&str> = ok_report
+        .map(|r| {
+            r.problems
+                .iter()
+                .map(|p| match p {
+                    Problem::OtherBackend { held_by, .. } => Some(held_by.as_str()),
+                    _ => None,
+                })
+                .collect::<Option<Vec<_>>>()
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    if let Some(b) = other_backends
+        .first()
+        .filter(|b| other_backends.iter().all(|o| o == *b))
+    {
+        let where_ = if *b == "secret-service" {
+            " (where a session bus and the Secret Service are)"
+        } else {
+            ""
+        };
+        return Err(Failure::new(
+            code,
+            format!("the profiles' secrets are in the {b} backend, which this run does not use"),
+            format!("run again with --backend {b}{where_}; a repair here cannot reach them"),
+        ));
+    }
+    let keychain_hint = match &held_elsewhere {
+        Some(b) => format!(
+            "the profiles' secrets are in {b}: run again with --backend {b}, or where that keychain is"
+        ),
+        None => {
+            "unlock or start the keychain (or pick another with --backend), then retry".to_string()
+        }
+    };
     let (what, hint) = match code {
         STORE => (
             "the store's files are corrupt or unsafe",
@@ -346,7 +424,7 @@ pub fn run(ctx: &Ctx, a: DoctorArgs) -> Result<u8, Failure> {
         ),
         KEYCHAIN => (
             "the keychain is unavailable, so the secrets were not checked",
-            "unlock or start the keychain (or pick another with --backend), then retry",
+            keychain_hint.as_str(),
         ),
         _ if quota_full.is_some() && ok_report.is_some_and(|r| r.problems.is_empty()) => (
             "the keyutils quota is nearly full",

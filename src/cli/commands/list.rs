@@ -1,4 +1,6 @@
-//! `rctoken list [--json]`: reads the metadata file only, never the keychain.
+//! `rctoken list [--json]`: reads the metadata files only, never the
+//! keychain. A profile file that cannot be read does not hide the others:
+//! they are listed, it is marked `!`, and the exit code is its error's.
 
 use serde_json::Value;
 
@@ -9,18 +11,42 @@ use crate::cli::output::{self, profile_json, refresh_state, relative};
 
 pub fn run(ctx: &Ctx, a: ListArgs) -> Result<u8, Failure> {
     let store = ctx.open()?;
-    let profiles = store.list()?;
+    let listing = store.list_readable()?;
+    let profiles = listing.profiles;
+    let broken: Vec<String> = listing
+        .unreadable
+        .iter()
+        .map(|(path, _)| {
+            path.file_name()
+                .unwrap_or(path.as_os_str())
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    let failure = listing.unreadable.into_iter().next().map(|(path, e)| {
+        let mut f = Failure::from(e);
+        f.what = format!(
+            "profile file {} cannot be read, so it is not listed: {}",
+            path.display(),
+            f.what
+        );
+        f
+    });
+    let done = move || match failure {
+        Some(f) => Err(f),
+        None => Ok(OK),
+    };
     if a.json {
         let all: Vec<Value> = profiles.iter().map(profile_json).collect();
         output::print(&output::json_text(&Value::Array(all)))?;
-        return Ok(OK);
+        return done();
     }
-    if profiles.is_empty() {
-        eprintln!("no profiles; add one with `rctoken import FILE`");
+    if profiles.is_empty() && broken.is_empty() {
+        eprintln!("no profiles; add one with `rctoken login` or `rctoken import FILE`");
         return Ok(OK);
     }
     let now = store.now();
-    let rows: Vec<[String; 5]> = profiles
+    let mut rows: Vec<[String; 5]> = profiles
         .iter()
         .map(|p| {
             [
@@ -32,6 +58,20 @@ pub fn run(ctx: &Ctx, a: ListArgs) -> Result<u8, Failure> {
             ]
         })
         .collect();
+    for file in broken {
+        rows.push([
+            "!".into(),
+            file,
+            "-".into(),
+            "unreadable".into(),
+            "(see the error below)".into(),
+        ]);
+    }
+    // Escaped before measuring, so a hostile name cannot skew the columns.
+    let rows: Vec<[String; 5]> = rows
+        .into_iter()
+        .map(|r| r.map(|cell| output::safe(&cell)))
+        .collect();
     let width = |i: usize| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0);
     let (w1, w2, w3) = (width(1), width(2), width(3));
     let mut text = String::new();
@@ -42,5 +82,5 @@ pub fn run(ctx: &Ctx, a: ListArgs) -> Result<u8, Failure> {
         ));
     }
     output::print(&text)?;
-    Ok(OK)
+    done()
 }

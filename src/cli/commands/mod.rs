@@ -7,9 +7,12 @@ use rctoken::{Backend, TokenStore};
 use super::args::{Cli, Command};
 use super::exit::{Failure, USAGE};
 
+mod api;
 mod doctor;
+mod generate;
 mod import;
 mod list;
+mod login;
 mod profile;
 mod status;
 mod token;
@@ -21,12 +24,33 @@ pub struct Ctx {
     dir: Option<std::path::PathBuf>,
     lock_timeout: Duration,
     keychain_timeout: Duration,
+    /// Whether long waits are told on stderr: on a terminal, or `--verbose`.
+    wait_notices: bool,
 }
 
+/// When a wait is long enough to say so.
+const NOTICE_AFTER: Duration = Duration::from_millis(1500);
+
 impl Ctx {
-    /// Open the store (creating its directory 0700). The keychain is not
-    /// contacted until a command needs a secret.
+    /// The backend as given (`auto` unless chosen).
+    pub fn backend_name(&self) -> &str {
+        &self.backend
+    }
+
+    /// Open a store that exists (creating nothing: a mistyped `--app` or
+    /// `--dir` is reported as "no store"). The keychain is not contacted
+    /// until a command needs a secret.
     pub fn open(&self) -> Result<TokenStore, Failure> {
+        Ok(self.builder()?.open_existing()?)
+    }
+
+    /// Open the store, creating its directory (0700): for the commands
+    /// that add profiles.
+    pub fn open_creating(&self) -> Result<TokenStore, Failure> {
+        Ok(self.builder()?.open()?)
+    }
+
+    fn builder(&self) -> Result<rctoken::StoreBuilder, Failure> {
         let backend = Backend::from_name(&self.backend).ok_or_else(|| {
             Failure::new(
                 USAGE,
@@ -41,7 +65,19 @@ impl Ctx {
         if let Some(dir) = &self.dir {
             builder = builder.dir(dir);
         }
-        Ok(builder.open()?)
+        if self.wait_notices {
+            builder = builder.wait_notice(NOTICE_AFTER, |w| {
+                let option = match w.what {
+                    rctoken::WaitFor::Lock(_) => "--lock-timeout",
+                    _ => "--keychain-timeout",
+                };
+                eprintln!(
+                    "rctoken: {} ({option})",
+                    super::output::safe(&w.to_string())
+                );
+            });
+        }
+        Ok(builder)
     }
 }
 
@@ -58,6 +94,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
             .transpose()?,
         lock_timeout: seconds("--lock-timeout", cli.lock_timeout)?,
         keychain_timeout: seconds("--keychain-timeout", cli.keychain_timeout)?,
+        wait_notices: cli.verbose || std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
     match cli.command {
         Command::Import(a) => import::run(&ctx, a),
@@ -69,6 +106,11 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Logout(a) => profile::logout(&ctx, a),
         Command::Doctor(a) => doctor::run(&ctx, a),
         Command::Migrate => profile::migrate(&ctx),
+        Command::RotateKey(a) => profile::rotate_key(&ctx, a),
+        Command::Login(a) => login::run(&ctx, a),
+        Command::Api(a) => api::run(&ctx, a),
+        Command::Completion(a) => generate::completion(a),
+        Command::Man => generate::man(),
     }
 }
 
@@ -108,4 +150,56 @@ fn seconds(option: &str, secs: f64) -> Result<Duration, Failure> {
 /// " (label work)" or "".
 fn label_part(label: Option<&str>) -> String {
     label.map(|l| format!(" (label {l})")).unwrap_or_default()
+}
+
+/// Save `token` for `import` and `login`: a profile whose secrets are in a
+/// backend this run cannot reach is refused unless `--move` was given (the
+/// hint says both ways out), and a move is stated on stderr. Returns the
+/// saved profile and the words for where its secrets went.
+fn save_here(
+    ctx: &Ctx,
+    store: &TokenStore,
+    token: &rctoken::TokenInfo,
+    key: Option<&str>,
+    options: rctoken::SaveOptions,
+) -> Result<rctoken::ProfileInfo, Failure> {
+    // Where the profile's secrets are now (a lock timeout here is the
+    // save's error too: reported, not waited for again by the save).
+    let before = match key.map(|k| store.info(k)) {
+        Some(Ok(p)) => Some(p.secrets_backend().to_string()),
+        Some(Err(rctoken::Error::NoSuchProfile(_) | rctoken::Error::NoActiveProfile)) | None => {
+            None
+        }
+        Some(Err(e)) => return Err(e.into()),
+    };
+    let info = store.save(token, options).map_err(|e| match e {
+        rctoken::Error::WrongBackend {
+            held_by, backend, ..
+        } => Failure::new(
+            super::exit::KEYCHAIN,
+            format!(
+                "profile `{}`'s secrets are in the {held_by} backend, which this run cannot reach; nothing was saved",
+                key.unwrap_or("?")
+            ),
+            format!(
+                "run again with --backend {held_by} where it is reachable, or add --move to store the new tokens in {backend} (the old secrets stay in {held_by})"
+            ),
+        ),
+        other => other.into(),
+    })?;
+    if let Some(old) = before.filter(|b| b != info.secrets_backend()) {
+        eprintln!(
+            "note: profile {}'s secrets moved from {old} to {}; any left in {old} are removed by `rctoken doctor --fix --backend {old}` where it is reachable",
+            super::output::safe(&info.profile),
+            info.secrets_backend()
+        );
+    }
+    // A fallback of `auto` is stated, on stderr (stdout stays one line).
+    if ctx.backend_name() == "auto"
+        && let Ok((_, reason)) = store.backend()
+        && (reason.contains("did not answer") || reason.contains("no session bus"))
+    {
+        eprintln!("note: {reason}");
+    }
+    Ok(info)
 }

@@ -83,6 +83,15 @@ pub fn run(ctx: &Ctx, a: StatusArgs) -> Result<u8, Failure> {
         ("label", opt(info.label.as_deref())),
         ("owner_id", opt(info.owner_id.as_deref())),
         ("endpoint_id", opt(info.endpoint_id.as_deref())),
+        (
+            "logged in via",
+            match (&info.client_id, &info.server) {
+                (Some(id), Some(server)) => {
+                    format!("app {id} at {server} (refreshes by itself)")
+                }
+                _ => "imported (refresh with --refresh-with CMD)".into(),
+            },
+        ),
         ("scope", info.scope.clone()),
         (
             "obtained",

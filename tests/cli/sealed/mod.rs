@@ -15,6 +15,8 @@ use crate::support::backends::Kind;
 use crate::support::keyutils;
 use secrecy::ExposeSecret;
 
+mod rotate;
+#[cfg(target_os = "linux")]
 mod seccomp;
 
 /// A fresh store directory and app id, and on drop: the store's keyutils
@@ -111,10 +113,17 @@ fn nanos() -> u128 {
         .map_or(0, |d| d.as_nanos())
 }
 
-fn write_mode(path: &Path, bytes: &[u8], mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
+/// Write `bytes` to `path`, then give it `mode` (Unix; elsewhere files
+/// have no mode, and `mode` is ignored).
+pub(crate) fn write_mode(path: &Path, bytes: &[u8], mode: u32) {
     std::fs::write(path, bytes).expect("write");
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
 }
 
 fn base64(bytes: &[u8]) -> String {
@@ -147,7 +156,8 @@ fn token(owner: &str, tag: &str, size: usize) -> TokenInfo {
 }
 
 /// Every file under `dir`, recursively, with its bytes.
-fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+/// Every file under `dir`, recursively, with its bytes.
+pub(crate) fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -304,7 +314,9 @@ fn the_store_never_holds_plaintext_through_save_refresh_and_remove() {
 /// orphan that profile. A failpoint holds every process that found no key
 /// at a barrier, then lets them create in a staggered order: with the key
 /// lock only one process is ever there.
+// Needs the failpoint at the key's creation (feature `failpoints`).
 #[test]
+#[cfg(feature = "failpoints")]
 fn many_processes_opening_a_fresh_store_share_one_key() {
     needs!(Kind::Keyutils);
     let f = Fixture::new("race");
@@ -455,8 +467,9 @@ fn altered_swapped_and_truncated_files_are_refused_and_kept() {
     assert!(store.load("801").is_ok() && store.load("802").is_ok());
 }
 
+#[cfg(unix)] // file modes
 #[test]
-fn key_files_with_loose_modes_or_no_key_are_refused_with_exit_7() {
+fn key_files_with_loose_modes_no_key_or_another_key_are_refused_with_exit_7() {
     let f = Fixture::new("keyfile");
     let good = f.key_file("good", 0o600);
     let mut c = f.cli();
@@ -492,12 +505,40 @@ fn key_files_with_loose_modes_or_no_key_are_refused_with_exit_7() {
             "the key is never echoed"
         );
     }
-    // Another (valid) key file: exit 4, the profile is untouched.
+    // Another (valid) key file is not the store's key: exit 7 naming the
+    // store's key file, for reads, for saves (nothing is sealed under the
+    // wrong key) and for `doctor --fix` (nothing is deleted).
     let other = f.key_file("other", 0o600);
-    let mut c = f.cli();
-    c.env("RCTOKEN_KEY_FILE", &other).arg("token");
-    let out = run(c, b"");
-    assert_eq!(code(&out), 4, "{}", String::from_utf8_lossy(&out.stderr));
+    let contents = |files: Vec<PathBuf>| -> Vec<(PathBuf, Vec<u8>)> {
+        files
+            .into_iter()
+            .map(|p| {
+                let b = std::fs::read(&p).unwrap();
+                (p, b)
+            })
+            .collect()
+    };
+    let before = contents(sealed_files(&f.dir()));
+    for (args, stdin) in [
+        (vec!["token"], &b""[..]),
+        (vec!["import"], &br#"{"access_token":"kf-other","token_type":"bearer","expires_in":3600,"scope":"x","owner_id":"901"}"#[..]),
+        (vec!["doctor", "--fix"], &b""[..]),
+    ] {
+        let mut c = f.cli();
+        c.env("RCTOKEN_KEY_FILE", &other).args(&args);
+        let out = run(c, stdin);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(code(&out), 7, "{args:?}: {err}");
+        assert!(
+            err.contains(&format!("the key file {}", good.display())),
+            "{args:?} names the store's key file: {err}"
+        );
+    }
+    assert_eq!(
+        before,
+        contents(sealed_files(&f.dir())),
+        "the sealed items are untouched"
+    );
     let mut c = f.cli();
     c.env("RCTOKEN_KEY_FILE", &good).arg("token");
     let out = run(c, b"");
@@ -558,6 +599,7 @@ fn profiles_left_in_plain_keyutils_keep_working_and_move_when_saved() {
 /// keyutils blocked as Docker's default seccomp profile blocks it
 /// (`add_key`, `keyctl`, `request_key` fail with EPERM): the sealed store
 /// works with a key file, and without one says what to do.
+#[cfg(target_os = "linux")]
 #[test]
 fn under_a_seccomp_filter_that_blocks_keyutils() {
     let f = Fixture::new("seccomp");
