@@ -57,6 +57,8 @@ fi
 . .ci/lib/test-user.sh
 # shellcheck source=.ci/lib/leftovers.sh
 . .ci/lib/leftovers.sh
+# shellcheck source=.ci/lib/postgres.sh
+. .ci/lib/postgres.sh
 ensure_deps
 # shellcheck source=.ci/lib/sdks.sh
 . .ci/lib/sdks.sh
@@ -154,6 +156,8 @@ finish() {
   local rc=$?
   exec 1>&8 2>&9
   set +e
+  # The test user's server goes first: check_user counts its processes.
+  pg_private_stop
   # Interrupted or failed mid-phase: the checks still run.
   [ "$root_phase" != started ] || check_root
   [ "$user_phase" != started ] || check_user
@@ -229,6 +233,7 @@ keys_snapshot "$CI_USER" "$CI_TMP/keys-user.before"
 tmp_list /tmp "$CI_USER" >"$CI_TMP/tmp-user.before"
 user_phase=started
 t=$SECONDS
+pg_private_start "$CI_USER" "$CI_TMP/pg"
 rc=0
 # runuser opens a PAM session as a login would: pam_keyinit gives it a
 # session keyring of its own. env -i: nothing of root's environment
@@ -238,10 +243,16 @@ keyring_retry runuser -u "$CI_USER" -- env -i \
   PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 RUST_BACKTRACE=0 \
   RCTOKEN_CI_BINARY_TIMEOUT="${RCTOKEN_CI_BINARY_TIMEOUT:-1200}" \
   RCTOKEN_TEST_SDK_DIR="$sdk_dir" \
+  RCTOKEN_TEST_DATABASE_URL="$RCTOKEN_TEST_DATABASE_URL" \
+  RCTOKEN_TEST_PG_TCP="$RCTOKEN_TEST_PG_TCP" \
+  RCTOKEN_TEST_PG_PASSWORD="$RCTOKEN_TEST_PG_PASSWORD" \
+  RCTOKEN_TEST_PGDATA="$RCTOKEN_TEST_PGDATA" \
+  RCTOKEN_TEST_PGBIN="$RCTOKEN_TEST_PGBIN" \
   "$repo/.ci/with-keyring.sh" \
   "$repo/.ci/run-test-binaries.sh" "$CI_TMP/binaries" "$CI_TMP/logs-user" \
   --expect-some -- --skip as_root || rc=$?
 [ "$rc" -eq 0 ] || failures+=("tests as $CI_USER (exit $rc)")
+pg_private_stop
 selftest_leave_behind "$CI_USER" /tmp
 check_user
 echo "ci: user phase took $((SECONDS - t)) s"

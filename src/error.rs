@@ -327,6 +327,28 @@ pub enum Error {
         /// Why, and what to do.
         reason: String,
     },
+    /// The PostgreSQL store's server could not be reached, restarted,
+    /// timed out, or refused a statement. Every change is one transaction,
+    /// so nothing was half-written: retry when the server is back.
+    #[error("the database {server} could not {doing}: {reason}")]
+    Database {
+        /// The server, as `user@host:port/db` (never the password).
+        server: String,
+        /// What the call was doing.
+        doing: String,
+        /// The server's or the connection's words.
+        reason: String,
+        /// Whether it was a row lock that another host held past the lock
+        /// timeout.
+        lock_timeout: bool,
+    },
+    /// The database URL or a `PG*` variable cannot be used. Fix it; nothing
+    /// was contacted.
+    #[error("the database settings cannot be used: {reason}")]
+    DatabaseConfig {
+        /// What is wrong, without any password.
+        reason: String,
+    },
     /// A bug: a keychain backend panicked (caught at the keychain boundary)
     /// or an invariant of this crate did not hold. The store is crash-safe,
     /// so nothing is torn; retry, and report it.
@@ -360,7 +382,8 @@ impl Error {
             Error::KeychainUnavailable { .. }
             | Error::Keychain { .. }
             | Error::LockTimeout { .. }
-            | Error::RefreshFailed { .. } => ErrorKind::RetryLater,
+            | Error::RefreshFailed { .. }
+            | Error::Database { .. } => ErrorKind::RetryLater,
             Error::LoginRequired { .. }
             | Error::SecretMissing { .. }
             | Error::SealingKeyLost { .. }
@@ -372,7 +395,8 @@ impl Error {
             | Error::InvalidName { .. }
             | Error::TooLarge { .. }
             | Error::NameTaken { .. }
-            | Error::MissingProfileKey => ErrorKind::BadInput,
+            | Error::MissingProfileKey
+            | Error::DatabaseConfig { .. } => ErrorKind::BadInput,
             Error::WrongBackend { .. }
             | Error::CorruptSecret { .. }
             | Error::CorruptMetadata { .. }

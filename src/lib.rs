@@ -62,6 +62,8 @@
 #[cfg(feature = "async")]
 mod asynchronous;
 mod clock;
+#[cfg(feature = "postgres")]
+mod database;
 mod envelope;
 mod error;
 mod failpoint;

@@ -24,6 +24,13 @@ declare -A RCTOKEN_DEPS=(
   # under the RingCentral client) for Windows and macOS.
   [x86_64-w64-mingw32-gcc]=gcc-mingw-w64-x86-64
   [clang]=clang
+  # The PostgreSQL store's tests: a private cluster (initdb, pg_ctl under
+  # /usr/lib/postgresql/*/bin, which `postgresql` brings with
+  # pg_ctlcluster), psql and pg_dump to look from outside.
+  [pg_ctlcluster]=postgresql
+  [psql]=postgresql-client
+  [pg_dump]=postgresql-client
+  [unshare]=util-linux
 )
 
 ensure_deps() {

@@ -34,10 +34,14 @@ Exit codes:
   9  RingCentral refused or could not be reached (network, TLS, 5xx after retries,
      429 past the wait bound, app credentials refused)
  10  `rctoken api`: the API answered with an HTTP error (status on stderr)
+ 11  the PostgreSQL store's database is unreachable, restarting, timed out, or its
+     settings cannot be used (every change is one transaction: nothing half-written)
 
 Environment: RCTOKEN_APP, RCTOKEN_BACKEND, RCTOKEN_DIR, RCTOKEN_LOCK_TIMEOUT and
 RCTOKEN_KEYCHAIN_TIMEOUT set the defaults of the global options of the same names
 (an empty variable counts as unset).
+RCTOKEN_DATABASE_URL sets --database-url; libpq's PG* variables and ~/.pgpass
+fill what it leaves out.
 RCTOKEN_KEY_FILE names the sealed store's key file (a path; 32 random bytes in
 base64, mode 0600). RCTOKEN_CLIENT_ID and RCTOKEN_SERVER set login's
 --client-id and --server.";
@@ -88,6 +92,16 @@ pub struct Cli {
         value_name = "PATH"
     )]
     pub dir: Option<PathBuf>,
+
+    /// Keep the profiles in PostgreSQL instead of this machine (a postgresql:// URL or key=value words; passwords go in ~/.pgpass, never here); needs RCTOKEN_KEY_FILE
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "RCTOKEN_DATABASE_URL",
+        value_name = "URL"
+    )]
+    pub database_url: Option<String>,
 
     /// Seconds to wait for a store lock held by another process before failing
     #[arg(

@@ -31,6 +31,9 @@ pub const NOT_STORED: u8 = 8;
 pub const SERVER: u8 = 9;
 /// `rctoken api`: the API answered with an HTTP error.
 pub const HTTP: u8 = 10;
+/// The PostgreSQL store's database is unreachable, restarting, timed out,
+/// or its settings cannot be used (nothing was half-written).
+pub const DATABASE: u8 = 11;
 
 /// A command that failed: its exit code and the two lines to print.
 #[derive(Debug)]
@@ -103,6 +106,7 @@ pub fn code_of(e: &Error) -> u8 {
         | Error::WrongSealingKey { .. }
         | Error::CannotRotate { .. }
         | Error::CorruptSecret { .. } => STORE,
+        Error::Database { .. } | Error::DatabaseConfig { .. } => DATABASE,
         Error::NotRefreshed { source, .. } => code_of(source),
         Error::RefreshNotStored { .. } => NOT_STORED,
         Error::InvalidName { .. } | Error::NameTaken { .. } | Error::MissingProfileKey => USAGE,
@@ -153,6 +157,11 @@ pub fn oauth_hint(e: &OAuthError) -> String {
 /// One line for the user: what to do about `e`, in the CLI's terms.
 pub fn hint_of(e: &Error) -> String {
     match e {
+        Error::Database {
+            lock_timeout: true, ..
+        } => "another host holds this profile's row lock (a refresh under way, or a host that died: the server ends its session within the lock timeout); retry, or raise --lock-timeout".into(),
+        Error::Database { .. } => "check that the PostgreSQL server is up and that --database-url / RCTOKEN_DATABASE_URL and the PG* variables name it; nothing was half-written, so retry once it answers".into(),
+        Error::DatabaseConfig { .. } => "fix --database-url / RCTOKEN_DATABASE_URL (a postgresql:// URL or key=value words; passwords belong in ~/.pgpass or PGPASSFILE) and the PG* variables".into(),
         Error::KeychainUnavailable { backend, .. } if backend == "auto" || backend == "sealed" => {
             "start a Secret Service (a desktop session), allow kernel keyutils (a container's seccomp profile may block it), or give the sealed store a key file: RCTOKEN_KEY_FILE=PATH (see `rctoken --help`)".into()
         }

@@ -13,8 +13,8 @@ mod connection;
 mod core_store;
 mod keyutils;
 mod memory;
-mod sealed;
-mod sealing_key;
+pub(crate) mod sealed;
+pub(crate) mod sealing_key;
 
 pub(crate) use connection::{Connection, Prefetched};
 pub use memory::MemoryKeychain;

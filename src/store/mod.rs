@@ -26,6 +26,8 @@ use crate::repair::{self, Ownership, Report};
 use crate::secrets;
 use crate::wait::Patience;
 
+#[cfg(feature = "postgres")]
+mod on_database;
 mod options;
 mod refresh;
 
@@ -130,6 +132,10 @@ pub struct TokenStore {
     keychain: Connection,
     clock: Arc<dyn Clock>,
     lock_timeout: Patience,
+    /// The PostgreSQL engine, when the store lives in a database: every
+    /// operation goes there instead of to the files and the keychain.
+    #[cfg(feature = "postgres")]
+    database: Option<crate::database::Database>,
 }
 
 impl std::fmt::Debug for TokenStore {
@@ -169,6 +175,15 @@ impl TokenStore {
     pub fn layout(&self) -> &StoreLayout {
         &self.layout
     }
+    /// The PostgreSQL server this store lives on (`user@host:port/db`, no
+    /// password), or `None` for a store in a directory.
+    pub fn database(&self) -> Option<&str> {
+        #[cfg(feature = "postgres")]
+        if let Some(db) = &self.database {
+            return Some(db.server());
+        }
+        None
+    }
     /// The backend as requested (possibly `auto`).
     pub fn requested_backend(&self) -> &str {
         self.keychain.requested().name()
@@ -184,6 +199,16 @@ impl TokenStore {
     /// # Errors
     /// [`Error::KeychainUnavailable`].
     pub fn backend(&self) -> Result<(String, String)> {
+        #[cfg(feature = "postgres")]
+        if let Some(db) = &self.database {
+            return Ok((
+                crate::database::BACKEND.to_string(),
+                format!(
+                    "the store is in the PostgreSQL database {} (--database-url), sealed with the key file",
+                    db.server()
+                ),
+            ));
+        }
         self.keychain
             .with(|kc, reason| Ok((kc.name().to_string(), reason.to_string())))
     }
@@ -194,6 +219,11 @@ impl TokenStore {
     /// # Errors
     /// [`Error::KeychainUnavailable`].
     pub fn keychain_quota(&self) -> Result<Option<Quota>> {
+        #[cfg(feature = "postgres")]
+        if let Some(db) = &self.database {
+            let _ = db;
+            return Ok(None);
+        }
         self.keychain.with(|kc, _| Ok(kc.quota()))
     }
 
@@ -255,6 +285,10 @@ impl TokenStore {
     /// [`Error::CorruptMetadata`], [`Error::UnsupportedVersion`],
     /// [`Error::UnsafeStore`], [`Error::LockTimeout`], [`Error::Io`].
     pub fn list(&self) -> Result<Vec<ProfileInfo>> {
+        #[cfg(feature = "postgres")]
+        if let Some(db) = &self.database {
+            return self.db_list(db);
+        }
         let _lock = self.lock_meta_shared()?;
         let snap = self.meta.read()?;
         self.meta.all(&snap)
@@ -267,6 +301,13 @@ impl TokenStore {
     /// # Errors
     /// As [`list`](Self::list), for the index and the store directory.
     pub fn list_readable(&self) -> Result<Listing> {
+        #[cfg(feature = "postgres")]
+        if let Some(db) = &self.database {
+            return Ok(Listing {
+                profiles: self.db_list(db)?,
+                unreadable: Vec::new(),
+            });
+        }
         let _lock = self.lock_meta_shared()?;
         let snap = self.meta.read()?;
         let (profiles, unreadable) = self.meta.all_lenient(&snap)?;
@@ -281,6 +322,10 @@ impl TokenStore {
     /// # Errors
     /// [`Error::NoSuchProfile`], [`Error::NoActiveProfile`], and those of [`list`](Self::list).
     pub fn info(&self, profile: impl Into<Selector>) -> Result<ProfileInfo> {
+        #[cfg(feature = "postgres")]
+        if let Some(db) = &self.database {
+            return self.db_info(db, &profile.into());
+        }
         Ok(self.locked_lookup(&profile.into())?.1)
     }
 
@@ -315,6 +360,20 @@ impl TokenStore {
         };
         if let Some(label) = &options.label {
             names::check_label(label)?;
+        }
+        #[cfg(feature = "postgres")]
+        if let Some(db) = &self.database {
+            return self.db_save(
+                db,
+                token,
+                &key,
+                Placement {
+                    label: options.label.as_deref(),
+                    switch: options.switch,
+                    move_secrets: options.move_secrets,
+                },
+                options.client.as_ref(),
+            );
         }
         let refresh = self.lock_refresh(&key)?;
         let saved = self.save_locked(
@@ -538,6 +597,10 @@ impl TokenStore {
     /// [`Error::CorruptSecret`], [`Error::KeychainUnavailable`], and those
     /// of [`list`](Self::list).
     pub fn load(&self, profile: impl Into<Selector>) -> Result<StoredToken> {
+        #[cfg(feature = "postgres")]
+        if let Some(db) = &self.database {
+            return self.db_load(db, &profile.into());
+        }
         self.load_via(&profile.into(), None)
     }
 
@@ -578,6 +641,10 @@ impl TokenStore {
     /// [`Error::NoSuchProfile`], and the metadata errors of [`list`](Self::list).
     pub fn switch(&self, profile: impl Into<Selector>) -> Result<ProfileInfo> {
         let profile = profile.into();
+        #[cfg(feature = "postgres")]
+        if let Some(db) = &self.database {
+            return self.db_switch(db, &profile);
+        }
         let _lock = self.lock_meta()?;
         let snap = self.meta.read_for_write()?;
         let mut info = self.meta.lookup(&snap, profile.name())?;
@@ -605,6 +672,10 @@ impl TokenStore {
         if let Some(l) = label {
             names::check_label(l)?;
         }
+        #[cfg(feature = "postgres")]
+        if let Some(db) = &self.database {
+            return self.db_set_label(db, &profile, label);
+        }
         let _lock = self.lock_meta()?;
         let snap = self.meta.read_for_write()?;
         let mut info = self.meta.lookup(&snap, profile.name())?;
@@ -628,6 +699,10 @@ impl TokenStore {
     /// [`Error::KeychainUnavailable`] (nothing removed), metadata errors (the
     /// secrets are already gone; `repair` drops the listing).
     pub fn remove(&self, profile: impl Into<Selector>) -> Result<ProfileInfo> {
+        #[cfg(feature = "postgres")]
+        if let Some(db) = &self.database {
+            return self.db_remove(db, &profile.into());
+        }
         let key = self.resolve(profile)?;
         let refresh = self.lock_refresh(&key)?;
         let lock = self.lock_meta()?;
@@ -682,6 +757,13 @@ impl TokenStore {
     /// pending); [`Error::BadKeyFile`] / [`Error::UnsafeStore`] for the new
     /// key file; keychain and I/O errors.
     pub fn rotate_key(&self, to: KeySource) -> Result<KeyRotation> {
+        #[cfg(feature = "postgres")]
+        if let Some(db) = &self.database {
+            let _ = (db, &to);
+            return Err(Error::CannotRotate {
+                reason: "the PostgreSQL store's key cannot be rotated by rctoken yet; nothing was changed".into(),
+            });
+        }
         let _lock = self.lock_meta()?;
         let kc = self.keychain.get()?;
         let to = match to {
@@ -711,6 +793,10 @@ impl TokenStore {
     /// # Errors
     /// As [`remove`](Self::remove).
     pub fn remove_all(&self) -> Result<usize> {
+        #[cfg(feature = "postgres")]
+        if let Some(db) = &self.database {
+            return self.db_remove_all(db);
+        }
         let keys: Vec<String> = self.list()?.into_iter().map(|p| p.profile).collect();
         // A directory with nothing in it (no metadata ever written) has
         // nothing to remove: nothing is written into it, not even a lock.
@@ -786,6 +872,11 @@ impl TokenStore {
     /// As [`save`](Self::save) and [`load`](Self::load); profiles moved
     /// before the error stay moved.
     pub fn migrate(&self) -> Result<usize> {
+        #[cfg(feature = "postgres")]
+        if let Some(db) = &self.database {
+            let _ = db;
+            return Ok(0);
+        }
         let primary = self.keychain.get()?;
         let mut moved = 0;
         for info in self.list()? {
@@ -823,6 +914,10 @@ impl TokenStore {
     /// [`Error::KeychainUnavailable`], [`Error::LockTimeout`]; everything else
     /// is reported as a [`Problem`](crate::Problem).
     pub fn verify(&self) -> Result<Report> {
+        #[cfg(feature = "postgres")]
+        if let Some(db) = &self.database {
+            return self.db_verify(db);
+        }
         let _lock = self.lock_meta_shared()?;
         self.repair_parts().check()
     }
@@ -841,6 +936,10 @@ impl TokenStore {
     /// # Errors
     /// As [`verify`](Self::verify), plus I/O errors writing the metadata.
     pub fn repair(&self) -> Result<Report> {
+        #[cfg(feature = "postgres")]
+        if let Some(db) = &self.database {
+            return self.db_verify(db);
+        }
         let _lock = self.lock_meta()?;
         self.repair_parts().repair()
     }

@@ -180,6 +180,7 @@ pub struct StoreBuilder {
     keychain_timeout: Duration,
     max_item_bytes: Option<usize>,
     notifier: Option<Notifier>,
+    database_url: Option<String>,
 }
 
 impl StoreBuilder {
@@ -193,6 +194,7 @@ impl StoreBuilder {
             keychain_timeout: DEFAULT_KEYCHAIN_TIMEOUT,
             max_item_bytes: None,
             notifier: None,
+            database_url: None,
         }
     }
 
@@ -249,6 +251,19 @@ impl StoreBuilder {
         self
     }
 
+    /// Keep the store in a PostgreSQL database instead of the directory
+    /// and the keychain: `url` is a `postgresql://` URL or libpq
+    /// `key=value` words, completed from the `PG*` variables and the
+    /// password file as libpq does. The envelopes are sealed with the key
+    /// file's key (`RCTOKEN_KEY_FILE`, or the systemd credential), so the
+    /// database never holds a plaintext secret. Nothing is contacted, and
+    /// no directory created, until the first call.
+    #[cfg(feature = "postgres")]
+    pub fn database_url(mut self, url: impl Into<String>) -> Self {
+        self.database_url = Some(url.into());
+        self
+    }
+
     /// Open the store: create the directory (0700) if needed and check that
     /// it is safe. The keychain is not contacted until a secret is needed.
     ///
@@ -273,6 +288,16 @@ impl StoreBuilder {
 
     fn open_as(self, create: bool) -> Result<TokenStore> {
         names::check_app_id(&self.app_id)?;
+        #[cfg(feature = "postgres")]
+        let database = self
+            .database_url
+            .as_deref()
+            .map(|url| crate::database::Database::new(&self.app_id, url, self.lock_timeout))
+            .transpose()?;
+        #[cfg(feature = "postgres")]
+        let on_database = database.is_some();
+        #[cfg(not(feature = "postgres"))]
+        let on_database = false;
         let dir = match self.dir {
             Some(d) => d,
             // The app id is used verbatim (ProjectDirs would lowercase it on
@@ -292,20 +317,26 @@ impl StoreBuilder {
         } else {
             dir
         };
-        if create {
-            files::ensure_private_dir(&dir)?;
+        // A store in the database has no directory: nothing is created,
+        // and the layout only names where a file store would be.
+        let dir = if on_database {
+            dir
         } else {
-            match std::fs::symlink_metadata(&dir) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(Error::NoStore {
-                        app: self.app_id,
-                        dir,
-                    });
+            if create {
+                files::ensure_private_dir(&dir)?;
+            } else {
+                match std::fs::symlink_metadata(&dir) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        return Err(Error::NoStore {
+                            app: self.app_id,
+                            dir,
+                        });
+                    }
+                    _ => files::check_safe(&dir, true)?,
                 }
-                _ => files::check_safe(&dir, true)?,
             }
-        }
-        let dir = std::fs::canonicalize(&dir).map_err(|e| Error::io("resolving", &dir, e))?;
+            std::fs::canonicalize(&dir).map_err(|e| Error::io("resolving", &dir, e))?
+        };
         let layout = StoreLayout::new(dir);
         Ok(TokenStore {
             meta: MetaFiles::new(&layout, &self.app_id),
@@ -324,6 +355,8 @@ impl StoreBuilder {
             layout,
             clock: self.clock,
             lock_timeout: Patience::new(self.lock_timeout, self.notifier),
+            #[cfg(feature = "postgres")]
+            database,
         })
     }
 }

@@ -32,7 +32,7 @@ pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 /// The refresh lock of one profile, held while a refresh function runs
 /// (see [`TokenStore::refresh_holding`]).
 #[derive(Debug)]
-pub struct RefreshLock<'a>(&'a FileLock);
+pub struct RefreshLock<'a>(Option<&'a FileLock>);
 
 impl RefreshLock<'_> {
     /// Make the processes `cmd` starts hold this lock too, until the last of
@@ -41,8 +41,12 @@ impl RefreshLock<'_> {
     /// so no second process spends the same refresh token while the first
     /// refresher can still reach the token endpoint. Unix only; elsewhere a
     /// no-op.
+    /// (On the PostgreSQL store the lock is a row lock, which its
+    /// children cannot hold: a no-op.)
     pub fn hold_in_children_of(&self, cmd: &mut std::process::Command) {
-        self.0.inherit_into(cmd);
+        if let Some(lock) = self.0 {
+            lock.inherit_into(cmd);
+        }
     }
 }
 
@@ -67,11 +71,14 @@ pub(super) struct Reserved {
 /// and the room set aside for the result. Dropping it unfinished releases
 /// the room and the lock, and stores nothing.
 pub(crate) struct Pending {
-    lock: FileLock,
+    lock: Option<FileLock>,
     refresh_token: SecretString,
-    current: StoredToken,
+    pub(super) current: StoredToken,
     reserved: Option<Reserved>,
-    keychain: Arc<dyn Keychain>,
+    keychain: Option<Arc<dyn Keychain>>,
+    /// On the PostgreSQL store: the transaction holding the row lock.
+    #[cfg(feature = "postgres")]
+    pub(super) tx: Option<Box<crate::database::Tx>>,
 }
 
 impl Pending {
@@ -81,18 +88,31 @@ impl Pending {
     }
 
     fn lock(&self) -> RefreshLock<'_> {
-        RefreshLock(&self.lock)
+        RefreshLock(self.lock.as_ref())
+    }
+
+    /// A refresh of the PostgreSQL store, holding `tx`.
+    #[cfg(feature = "postgres")]
+    pub(super) fn in_database(
+        tx: crate::database::Tx,
+        refresh_token: SecretString,
+        current: StoredToken,
+    ) -> Pending {
+        Pending {
+            lock: None,
+            refresh_token,
+            current,
+            reserved: None,
+            keychain: None,
+            tx: Some(Box::new(tx)),
+        }
     }
 }
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        if let Some(r) = self.reserved.take() {
-            secrets::release(
-                self.keychain.as_ref(),
-                &self.current.info.profile,
-                &r.keychain,
-            );
+        if let (Some(r), Some(kc)) = (self.reserved.take(), &self.keychain) {
+            secrets::release(kc.as_ref(), &self.current.info.profile, &r.keychain);
         }
     }
 }
@@ -195,6 +215,10 @@ impl TokenStore {
     /// Phase one: decide whether this caller refreshes and, if so, take the
     /// profile's refresh lock and set room aside for the result.
     pub(crate) fn begin_refresh(&self, profile: &Selector, when: &When) -> Result<Begun> {
+        #[cfg(feature = "postgres")]
+        if let Some(db) = &self.database {
+            return self.db_begin_refresh(db, profile, when);
+        }
         // Fast path without the refresh lock: when the metadata says the
         // token needs no refresh, no single flight is needed; the secrets
         // are read under the same metadata lock and lookup.
@@ -228,17 +252,7 @@ impl TokenStore {
         // this store's own connection, at normal priority.
         drop(prefetched);
         let current = self.load(&key)?;
-        let now = self.clock.now();
-        let login = |reason: &str| Error::LoginRequired {
-            profile: key.clone(),
-            reason: reason.to_string(),
-        };
-        let Some(refresh_token) = current.token.refresh_token.clone() else {
-            return Err(login("no refresh token is stored"));
-        };
-        if !current.info.refresh_token_valid_for(now, Duration::ZERO) {
-            return Err(login("the refresh token has expired"));
-        }
+        let refresh_token = self.spendable(&current)?;
         // Never spend a refresh token whose result cannot be stored: set
         // the room aside first (keychain quota, a live keychain, disk).
         let keychain = self.keychain.get()?;
@@ -249,12 +263,32 @@ impl TokenStore {
                     source: Box::new(e),
                 })?;
         Ok(Begun::Refresh(Pending {
-            lock: refresh_lock,
+            lock: Some(refresh_lock),
             refresh_token,
             current,
             reserved: Some(reserved),
-            keychain,
+            keychain: Some(keychain),
+            #[cfg(feature = "postgres")]
+            tx: None,
         }))
+    }
+
+    /// The refresh token of `current`, if it can still be spent.
+    pub(super) fn spendable(&self, current: &StoredToken) -> Result<SecretString> {
+        let login = |reason: &str| Error::LoginRequired {
+            profile: current.info.profile.clone(),
+            reason: reason.to_string(),
+        };
+        let Some(refresh_token) = current.token.refresh_token.clone() else {
+            return Err(login("no refresh token is stored"));
+        };
+        if !current
+            .info
+            .refresh_token_valid_for(self.clock.now(), Duration::ZERO)
+        {
+            return Err(login("the refresh token has expired"));
+        }
+        Ok(refresh_token)
     }
 
     /// Phase two: store what the refresh function returned into the room
@@ -267,7 +301,65 @@ impl TokenStore {
     where
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        #[cfg(feature = "postgres")]
+        if let Some(db) = &self.database {
+            return self.db_finish_refresh(db, pending, result);
+        }
         let key = pending.current.info.profile.clone();
+        let new = self.checked_result(&pending.current, result)?;
+        let current = &pending.current;
+        let Some(reserved) = pending.reserved.take() else {
+            return Err(Error::Internal {
+                reason: "a refresh was finished twice".into(),
+            });
+        };
+        let room = reserved.keychain;
+        let keychain = pending.keychain.clone();
+        let client = current.client();
+        match self.save_locked(
+            &new,
+            &key,
+            super::Placement::default(),
+            Some(reserved),
+            client.as_ref(),
+        ) {
+            Ok(info) => Ok(StoredToken {
+                token: new,
+                info,
+                client_secret: client.and_then(|c| c.client_secret),
+            }),
+            Err(e) => {
+                if let Some(kc) = &keychain {
+                    secrets::release(kc.as_ref(), &key, &room);
+                }
+                // Bad input (an instant or a size that cannot be stored) is
+                // refused by the save before it writes anything: the stored
+                // tokens are unchanged, as for another owner_id.
+                if matches!(e, Error::BadToken { .. } | Error::TooLarge { .. }) {
+                    return Err(e);
+                }
+                Err(Error::RefreshNotStored {
+                    profile: key,
+                    token: Box::new(new),
+                    source: Box::new(e),
+                })
+            }
+        }
+    }
+
+    /// What a refresh function returned, checked and completed: its error
+    /// classified (RingCentral refusing the refresh token for good means
+    /// log in again), the owner unchanged, the old refresh token kept if
+    /// the new token carries none.
+    pub(super) fn checked_result<E>(
+        &self,
+        current: &StoredToken,
+        result: std::result::Result<TokenInfo, E>,
+    ) -> Result<TokenInfo>
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let key = current.info.profile.clone();
         let mut new = match result {
             Ok(t) => t,
             Err(e) => {
@@ -286,7 +378,6 @@ impl TokenStore {
                 });
             }
         };
-        let current = &pending.current;
         // A refresh cannot change whose token it is.
         match (&current.token.owner_id, &new.owner_id) {
             (Some(old), Some(got)) if old != got => {
@@ -307,44 +398,11 @@ impl TokenStore {
                 .refresh_token_expires_at
                 .map(|at| clock::remaining_secs(at, saved_at));
         }
-        let Some(reserved) = pending.reserved.take() else {
-            return Err(Error::Internal {
-                reason: "a refresh was finished twice".into(),
-            });
-        };
-        let room = reserved.keychain;
-        let client = current.client();
-        match self.save_locked(
-            &new,
-            &key,
-            super::Placement::default(),
-            Some(reserved),
-            client.as_ref(),
-        ) {
-            Ok(info) => Ok(StoredToken {
-                token: new,
-                info,
-                client_secret: client.and_then(|c| c.client_secret),
-            }),
-            Err(e) => {
-                secrets::release(pending.keychain.as_ref(), &key, &room);
-                // Bad input (an instant or a size that cannot be stored) is
-                // refused by the save before it writes anything: the stored
-                // tokens are unchanged, as for another owner_id.
-                if matches!(e, Error::BadToken { .. } | Error::TooLarge { .. }) {
-                    return Err(e);
-                }
-                Err(Error::RefreshNotStored {
-                    profile: key,
-                    token: Box::new(new),
-                    source: Box::new(e),
-                })
-            }
-        }
+        Ok(new)
     }
 
     /// Whether `info` calls for a refresh.
-    fn needs_refresh(&self, info: &ProfileInfo, when: &When) -> bool {
+    pub(super) fn needs_refresh(&self, info: &ProfileInfo, when: &When) -> bool {
         match when {
             When::Rejected(generation) => info.secret.generation == *generation,
             When::ValidFor(min_valid) => {

@@ -247,6 +247,7 @@ pub fn run(ctx: &Ctx, a: DoctorArgs) -> Result<u8, Failure> {
                 "profiles": facts(&paths[3].1).json(&paths[3].1),
             },
             "lock": { "ok": lock_error.is_none(), "error": lock_error },
+            "database": store.database(),
             "quota": quota.map(|q| json!({
                 "used_bytes": q.used_bytes,
                 "max_bytes": q.max_bytes,
@@ -291,19 +292,23 @@ pub fn run(ctx: &Ctx, a: DoctorArgs) -> Result<u8, Failure> {
                 ),
             );
         }
-        for (name, path) in &paths {
+        if let Some(server) = store.database() {
+            line("database", &format!("{server} (no files on this machine)"));
+        } else {
+            for (name, path) in &paths {
+                line(
+                    name,
+                    &format!("{} ({})", path.display(), facts(path).human()),
+                );
+            }
             line(
-                name,
-                &format!("{} ({})", path.display(), facts(path).human()),
+                "lock",
+                &match &lock_error {
+                    None => "works (shared lock taken)".into(),
+                    Some(e) => format!("FAILED: {e}"),
+                },
             );
         }
-        line(
-            "lock",
-            &match &lock_error {
-                None => "works (shared lock taken)".into(),
-                Some(e) => format!("FAILED: {e}"),
-            },
-        );
         line(
             "metadata",
             &match (&listed, &metadata_error) {

@@ -22,6 +22,7 @@ pub struct Ctx {
     app: String,
     backend: String,
     dir: Option<std::path::PathBuf>,
+    database_url: Option<String>,
     lock_timeout: Duration,
     keychain_timeout: Duration,
     /// Whether long waits are told on stderr: on a terminal, or `--verbose`.
@@ -65,6 +66,9 @@ impl Ctx {
         if let Some(dir) = &self.dir {
             builder = builder.dir(dir);
         }
+        if let Some(url) = &self.database_url {
+            builder = builder.database_url(url);
+        }
         if self.wait_notices {
             builder = builder.wait_notice(NOTICE_AFTER, |w| {
                 let option = match w.what {
@@ -92,6 +96,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
             .filter(|d| !d.as_os_str().is_empty())
             .map(expand_home)
             .transpose()?,
+        database_url: database_url(cli.database_url)?,
         lock_timeout: seconds("--lock-timeout", cli.lock_timeout)?,
         keychain_timeout: seconds("--keychain-timeout", cli.keychain_timeout)?,
         wait_notices: cli.verbose || std::io::IsTerminal::is_terminal(&std::io::stderr()),
@@ -132,6 +137,38 @@ fn expand_home(dir: std::path::PathBuf) -> Result<std::path::PathBuf, Failure> {
             )
         })?;
     Ok(home.join(rest))
+}
+
+/// `--database-url`, unless empty. A password in it is refused when it came
+/// on the command line (other users see argv in `ps`); it may come from
+/// RCTOKEN_DATABASE_URL, ~/.pgpass, PGPASSFILE or PGPASSWORD.
+fn database_url(url: Option<String>) -> Result<Option<String>, Failure> {
+    let Some(url) = url.filter(|u| !u.is_empty()) else {
+        return Ok(None);
+    };
+    let from_env = std::env::var("RCTOKEN_DATABASE_URL").ok().as_deref() == Some(url.as_str());
+    if !from_env && has_password(&url) {
+        return Err(Failure::new(
+            USAGE,
+            "--database-url holds a password, which other users can read in the process list",
+            "put the password in ~/.pgpass (or PGPASSFILE), or pass the URL in RCTOKEN_DATABASE_URL",
+        ));
+    }
+    Ok(Some(url))
+}
+
+/// Whether a connection string carries a password (`user:pw@` in a URL,
+/// `password=` in key=value words or a URL's query).
+fn has_password(url: &str) -> bool {
+    if let Some(rest) = url
+        .strip_prefix("postgresql://")
+        .or_else(|| url.strip_prefix("postgres://"))
+    {
+        let authority = rest.split(['/', '?']).next().unwrap_or("");
+        let userinfo = authority.rsplit_once('@').map(|(u, _)| u).unwrap_or("");
+        return userinfo.contains(':') || rest.contains("password=");
+    }
+    url.split_whitespace().any(|w| w.starts_with("password="))
 }
 
 /// A timeout option as a Duration; usage error unless finite and in 0..=86400.

@@ -63,6 +63,7 @@ pub fn run(ctx: &Ctx, a: StatusArgs) -> Result<u8, Failure> {
                 "error": backend.as_ref().err().map(ToString::to_string),
             },
             "store_dir": store.dir().display().to_string(),
+            "database": store.database(),
         });
         if let (Value::Object(base), Value::Object(more)) = (&mut v, extra) {
             base.extend(more);
@@ -143,7 +144,13 @@ pub fn run(ctx: &Ctx, a: StatusArgs) -> Result<u8, Failure> {
                 None => secret.state.to_string(),
             },
         ),
-        ("store", store.dir().display().to_string()),
+        (
+            "store",
+            match store.database() {
+                Some(server) => format!("PostgreSQL database {server}"),
+                None => store.dir().display().to_string(),
+            },
+        ),
     ];
     if secret.state == "missing" {
         lines.push((

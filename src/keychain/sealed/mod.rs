@@ -301,58 +301,24 @@ impl Sealed {
         files::read_bounded(&path, HEADER_LEN + MAX_ITEM + TAG_LEN).map_err(io_error)
     }
 
-    fn aad(&self, header: &[u8], account: &str) -> Vec<u8> {
-        let mut aad = Vec::with_capacity(header.len() + self.service.len() + account.len() + 1);
-        aad.extend_from_slice(header);
-        aad.extend_from_slice(self.service.as_bytes());
-        aad.push(0);
-        aad.extend_from_slice(account.as_bytes());
-        aad
+    /// What binds an item's ciphertext to its place: the keychain
+    /// namespace and the item's account.
+    fn context(&self, account: &str) -> Vec<u8> {
+        let mut context = Vec::with_capacity(self.service.len() + account.len() + 1);
+        context.extend_from_slice(self.service.as_bytes());
+        context.push(0);
+        context.extend_from_slice(account.as_bytes());
+        context
     }
 
-    /// Seal `plain` for `account` under `key`: header, then the ciphertext
-    /// and tag in a buffer allocated once (no plaintext copy is ever
-    /// reallocated).
     fn seal(&self, key: &SealingKey, account: &str, plain: &[u8]) -> Result<Vec<u8>, KcError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        getrandom::fill(&mut nonce)
-            .map_err(|e| KcError::other(format!("sealed: no randomness for a nonce: {e}")))?;
-        let mut out = Vec::with_capacity(HEADER_LEN + plain.len() + TAG_LEN);
-        out.extend_from_slice(MAGIC);
-        out.push(VERSION);
-        out.extend_from_slice(&key.id());
-        out.extend_from_slice(&nonce);
-        let aad = self.aad(&out, account);
-        out.extend_from_slice(plain);
-        let tag = XChaCha20Poly1305::new(key.bytes().into())
-            .encrypt_in_place_detached(XNonce::from_slice(&nonce), &aad, &mut out[HEADER_LEN..])
-            .map_err(|_| KcError::other("sealed: encryption failed"))?;
-        out.extend_from_slice(&tag);
-        Ok(out)
-    }
-
-    /// The key id a sealed file's header names.
-    fn key_id_of(bytes: &[u8]) -> Result<[u8; 8], KcError> {
-        if bytes.len() < HEADER_LEN + TAG_LEN || &bytes[..4] != MAGIC {
-            return Err(KcError::corrupt(
-                "the sealed file is truncated or not a sealed item",
-            ));
-        }
-        if bytes[4] != VERSION {
-            return Err(KcError::corrupt(format!(
-                "the sealed file has format version {}; this rctoken reads version {VERSION}",
-                bytes[4]
-            )));
-        }
-        let mut id = [0u8; 8];
-        id.copy_from_slice(&bytes[5..13]);
-        Ok(id)
+        seal(key, &self.context(account), plain)
     }
 
     /// Open a sealed file's bytes for `account` with the key its header
     /// names.
     fn open_item(&self, account: &str, bytes: Vec<u8>) -> Result<Zeroizing<Vec<u8>>, KcError> {
-        let id = Self::key_id_of(&bytes)?;
+        let id = key_id_of(&bytes)?;
         let key = self.key_or_reload(&id)?;
         self.open_with(&key, account, bytes)
     }
@@ -361,38 +327,87 @@ impl Sealed {
         &self,
         key: &SealingKey,
         account: &str,
-        mut bytes: Vec<u8>,
+        bytes: Vec<u8>,
     ) -> Result<Zeroizing<Vec<u8>>, KcError> {
-        if Self::key_id_of(&bytes)? != key.id() {
-            return Err(KcError::other("sealed: opened with the wrong key (a bug)"));
-        }
-        let header: [u8; HEADER_LEN] = match bytes[..HEADER_LEN].try_into() {
-            Ok(h) => h,
-            Err(_) => return Err(KcError::corrupt("the sealed file is truncated")),
-        };
-        let aad = self.aad(&header, account);
-        let tag_at = bytes.len() - TAG_LEN;
-        let tag: [u8; TAG_LEN] = match bytes[tag_at..].try_into() {
-            Ok(t) => t,
-            Err(_) => return Err(KcError::corrupt("the sealed file is truncated")),
-        };
-        bytes.truncate(tag_at);
-        // Decrypt in place, then drop the header: the plaintext never moves
-        // to another allocation before it is wrapped for zeroizing.
-        let body = &mut bytes[HEADER_LEN..];
-        if XChaCha20Poly1305::new(key.bytes().into())
-            .decrypt_in_place_detached(XNonce::from_slice(&header[13..]), &aad, body, (&tag).into())
-            .is_err()
-        {
-            return Err(KcError::corrupt(
-                "the sealed file fails authentication under this store's key: it was altered, \
-                 truncated, or moved from another profile or store",
-            ));
-        }
-        let mut plain = Zeroizing::new(bytes);
-        plain.drain(..HEADER_LEN);
-        Ok(plain)
+        open(key, &self.context(account), bytes)
     }
+}
+
+/// Seal `plain` under `key`, bound to `context` (the associated data is
+/// the header and `context`): header, then the ciphertext and tag in a
+/// buffer allocated once (no plaintext copy is ever reallocated). The
+/// PostgreSQL engine seals its envelopes the same way.
+pub(crate) fn seal(key: &SealingKey, context: &[u8], plain: &[u8]) -> Result<Vec<u8>, KcError> {
+    let mut nonce = [0u8; NONCE_LEN];
+    getrandom::fill(&mut nonce)
+        .map_err(|e| KcError::other(format!("sealed: no randomness for a nonce: {e}")))?;
+    let mut out = Vec::with_capacity(HEADER_LEN + plain.len() + TAG_LEN);
+    out.extend_from_slice(MAGIC);
+    out.push(VERSION);
+    out.extend_from_slice(&key.id());
+    out.extend_from_slice(&nonce);
+    let aad = [&out[..], context].concat();
+    out.extend_from_slice(plain);
+    let tag = XChaCha20Poly1305::new(key.bytes().into())
+        .encrypt_in_place_detached(XNonce::from_slice(&nonce), &aad, &mut out[HEADER_LEN..])
+        .map_err(|_| KcError::other("sealed: encryption failed"))?;
+    out.extend_from_slice(&tag);
+    Ok(out)
+}
+
+/// The key id a sealed item's header names.
+pub(crate) fn key_id_of(bytes: &[u8]) -> Result<[u8; 8], KcError> {
+    if bytes.len() < HEADER_LEN + TAG_LEN || &bytes[..4] != MAGIC {
+        return Err(KcError::corrupt(
+            "the sealed file is truncated or not a sealed item",
+        ));
+    }
+    if bytes[4] != VERSION {
+        return Err(KcError::corrupt(format!(
+            "the sealed file has format version {}; this rctoken reads version {VERSION}",
+            bytes[4]
+        )));
+    }
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&bytes[5..13]);
+    Ok(id)
+}
+
+/// Open what [`seal`] sealed under `key` for `context`.
+pub(crate) fn open(
+    key: &SealingKey,
+    context: &[u8],
+    mut bytes: Vec<u8>,
+) -> Result<Zeroizing<Vec<u8>>, KcError> {
+    if key_id_of(&bytes)? != key.id() {
+        return Err(KcError::other("sealed: opened with the wrong key (a bug)"));
+    }
+    let header: [u8; HEADER_LEN] = match bytes[..HEADER_LEN].try_into() {
+        Ok(h) => h,
+        Err(_) => return Err(KcError::corrupt("the sealed file is truncated")),
+    };
+    let aad = [&header[..], context].concat();
+    let tag_at = bytes.len() - TAG_LEN;
+    let tag: [u8; TAG_LEN] = match bytes[tag_at..].try_into() {
+        Ok(t) => t,
+        Err(_) => return Err(KcError::corrupt("the sealed file is truncated")),
+    };
+    bytes.truncate(tag_at);
+    // Decrypt in place, then drop the header: the plaintext never moves
+    // to another allocation before it is wrapped for zeroizing.
+    let body = &mut bytes[HEADER_LEN..];
+    if XChaCha20Poly1305::new(key.bytes().into())
+        .decrypt_in_place_detached(XNonce::from_slice(&header[13..]), &aad, body, (&tag).into())
+        .is_err()
+    {
+        return Err(KcError::corrupt(
+            "the sealed file fails authentication under this store's key: it was altered, \
+             truncated, or moved from another profile or store",
+        ));
+    }
+    let mut plain = Zeroizing::new(bytes);
+    plain.drain(..HEADER_LEN);
+    Ok(plain)
 }
 
 /// The refusal for a process with no key file configured when the store's

@@ -75,7 +75,7 @@ pub(super) fn rekey(s: &Sealed, to: &RekeyTo) -> Result<RekeyReport, Error> {
         let Some(bytes) = s.read_item(account).map_err(kc)? else {
             continue;
         };
-        let id = Sealed::key_id_of(&bytes).map_err(|e| refuse(account, e))?;
+        let id = super::key_id_of(&bytes).map_err(|e| refuse(account, e))?;
         if s.key(&id).is_none() {
             return Err(refuse(account, s.missing_key(&record, &id)));
         }
@@ -153,7 +153,7 @@ pub(super) fn rekey(s: &Sealed, to: &RekeyTo) -> Result<RekeyReport, Error> {
         let Some(bytes) = s.read_item(account).map_err(kc)? else {
             continue;
         };
-        let id = Sealed::key_id_of(&bytes).map_err(kc)?;
+        let id = super::key_id_of(&bytes).map_err(kc)?;
         if id == target.id() {
             continue;
         }
