@@ -135,3 +135,127 @@ fn a_killed_lock_holder_lets_the_next_host_recover_through_the_grace_window() {
     assert_eq!(rc.count("api_401"), 0);
     assert_eq!(pg.run(&["token"]).ok().stdout.trim(), token);
 }
+
+#[test]
+fn a_host_cut_off_mid_refresh_loses_its_lock_and_the_others_proceed() {
+    use std::io::BufRead;
+    let pg = pg_env!("cut_host");
+    let expired = Tok {
+        access: OLD_ACCESS,
+        expires_in: 0,
+        refresh: Some((OLD_REFRESH, 604_800)),
+        owner: Some("4002"),
+    }
+    .json();
+    pg.run_stdin(&["import"], &expired).ok();
+    // Host A reaches the server only through its link (a forwarder of the
+    // socket); the others directly.
+    let words: Vec<(String, String)> = pg
+        .url
+        .split_whitespace()
+        .filter_map(|w| w.split_once('=').map(|(k, v)| (k.into(), v.into())))
+        .collect();
+    let get = |k: &str| {
+        words
+            .iter()
+            .find(|(w, _)| w == k)
+            .map(|(_, v)| v.clone())
+            .expect(k)
+    };
+    let (sock_dir, port) = (get("host"), get("port"));
+    let link_dir = pg.path("link");
+    std::fs::create_dir(&link_dir).expect("link dir");
+    let mut link = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/socket_proxy.py"
+        ))
+        .arg(link_dir.join(format!(".s.PGSQL.{port}")))
+        .arg(format!("{sock_dir}/.s.PGSQL.{port}"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the link");
+    let mut ready = String::new();
+    std::io::BufReader::new(link.stdout.take().expect("stdout"))
+        .read_line(&mut ready)
+        .expect("READY");
+    assert_eq!(ready.trim(), "READY");
+    let via_link = pg.url.replace(
+        &format!("host={sock_dir}"),
+        &format!("host={}", link_dir.display()),
+    );
+
+    let slow = Refresher::new(pg.tmp.path(), "slow");
+    let new_a = Tok {
+        access: "AT-pg-cut-A-SECRET",
+        expires_in: 3600,
+        refresh: Some(("RT-pg-cut-A-SECRET", 604_800)),
+        owner: Some("4002"),
+    }
+    .json();
+    // A's refresh finishes well within its lock timeout; it is the cut
+    // that keeps its commit from the server, which ends the transaction
+    // once it has been idle for A's lock timeout.
+    let a_cmd = slow.cmd(&Does {
+        sleep_ms: 2500,
+        ..Does::print(&new_a)
+    });
+    let host_a = pg.host("a");
+    let a = pg
+        .on_host(&host_a)
+        .env("RCTOKEN_DATABASE_URL", &via_link)
+        .args(["--lock-timeout", "4", "token", "--refresh-with", &a_cmd])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start host A");
+    wait_for_lock_holder(&pg);
+    // Cut A's link while it holds the row lock.
+    let pid = link.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+
+    // Host B waits for the lock; the server ends A's idle transaction
+    // after A's lock timeout, and B refreshes.
+    let fast = Refresher::new(pg.tmp.path(), "fast");
+    let new_b = Tok {
+        access: "AT-pg-cut-B-SECRET",
+        expires_in: 3600,
+        refresh: Some(("RT-pg-cut-B-SECRET", 604_800)),
+        owner: Some("4002"),
+    }
+    .json();
+    let b_cmd = fast.cmd(&Does::print(&new_b));
+    let host_b = pg.host("b");
+    let b =
+        run(pg
+            .on_host(&host_b)
+            .args(["--lock-timeout", "20", "token", "--refresh-with", &b_cmd]))
+        .ok();
+    assert_eq!(b.stdout.trim(), "AT-pg-cut-B-SECRET");
+    assert_eq!(fast.runs(), 1);
+
+    // The link comes back: A learns its transaction is gone, says so, and
+    // stores nothing over B's result.
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-CONT", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let out = a.wait_with_output().expect("wait for A");
+    let _ = link.kill();
+    let _ = link.wait();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "host A: {stderr}");
+    crate::support::cli::two_line_error(&stderr);
+    assert!(stderr.contains("database"), "{stderr}");
+    assert_eq!(slow.runs(), 1);
+    assert_eq!(pg.run(&["token"]).ok().stdout.trim(), "AT-pg-cut-B-SECRET");
+}
