@@ -11,20 +11,7 @@ use crate::support::backends::Kind;
 use crate::support::fake_rc::{self, FakeRc};
 use crate::support::keyutils;
 
-/// The body of the fenced block after `<!-- recipe: name -->`.
-fn recipe(name: &str) -> String {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/cli.md"))
-        .expect("docs/cli.md");
-    let marker = format!("<!-- recipe: {name} -->");
-    let at = doc
-        .find(&marker)
-        .unwrap_or_else(|| panic!("docs/cli.md has no recipe `{name}`"));
-    let rest = &doc[at + marker.len()..];
-    let fence = rest.find("```").expect("a fenced block after the marker");
-    let body_start = rest[fence..].find('\n').expect("fence line") + fence + 1;
-    let body_end = rest[body_start..].find("\n```").expect("closing fence") + body_start;
-    rest[body_start..body_end].to_string()
-}
+use crate::support::cli::doc_recipe as recipe;
 
 struct Home {
     rc: FakeRc,

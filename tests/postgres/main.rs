@@ -28,4 +28,6 @@ mod failures;
 #[cfg(target_os = "linux")]
 mod hosts;
 #[cfg(target_os = "linux")]
+mod recipes;
+#[cfg(target_os = "linux")]
 mod store;

@@ -422,3 +422,20 @@ pub fn valid_token(access: &str, refresh: &str, owner: &str) -> String {
 pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
+
+/// The body of the fenced block after `<!-- recipe: name -->` in
+/// docs/cli.md: the recipes tests run as written.
+#[allow(dead_code, reason = "not every test crate uses it")]
+pub fn doc_recipe(name: &str) -> String {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/cli.md"))
+        .expect("docs/cli.md");
+    let marker = format!("<!-- recipe: {name} -->");
+    let at = doc
+        .find(&marker)
+        .unwrap_or_else(|| panic!("docs/cli.md has no recipe `{name}`"));
+    let rest = &doc[at + marker.len()..];
+    let fence = rest.find("```").expect("a fenced block after the marker");
+    let body_start = rest[fence..].find('\n').expect("fence line") + fence + 1;
+    let body_end = rest[body_start..].find("\n```").expect("closing fence") + body_start;
+    rest[body_start..body_end].to_string()
+}
