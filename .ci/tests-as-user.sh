@@ -252,6 +252,14 @@ keyring_retry runuser -u "$CI_USER" -- env -i \
   "$repo/.ci/run-test-binaries.sh" "$CI_TMP/binaries" "$CI_TMP/logs-user" \
   --expect-some -- --skip as_root || rc=$?
 [ "$rc" -eq 0 ] || failures+=("tests as $CI_USER (exit $rc)")
+# The PostgreSQL benchmark with tiny counts on the debug binary, while the
+# server is up: a smoke run (it checks one refresh for 64 processes; its
+# figures mean nothing here; .ci/bench-postgres.sh makes the real ones).
+rc=0
+runuser -u "$CI_USER" -- env -i HOME="$home" PATH=/usr/bin:/bin LANG=C.UTF-8 \
+  RCTOKEN_TEST_DATABASE_URL="$RCTOKEN_TEST_DATABASE_URL" RCTOKEN_TEST_PGBIN="$RCTOKEN_TEST_PGBIN" \
+  python3 "$repo/.ci/bench-postgres.py" "$repo/target/debug/rctoken" 3 >/dev/null || rc=$?
+[ "$rc" -eq 0 ] || failures+=("PostgreSQL bench smoke (exit $rc)")
 pg_private_stop
 selftest_leave_behind "$CI_USER" /tmp
 check_user
