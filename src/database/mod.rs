@@ -58,6 +58,8 @@ pub(crate) struct Database {
     settings: config::Settings,
     client: Mutex<Option<postgres::Client>>,
     key: OnceLock<Arc<SealingKey>>,
+    /// The key file the builder named, else the environment's.
+    key_file: Option<std::path::PathBuf>,
     lock_timeout: Duration,
 }
 
@@ -109,12 +111,18 @@ pub(crate) fn failed(server: &str, doing: &str, e: postgres::Error) -> Error {
 
 impl Database {
     /// Settle where the server is; nothing is contacted yet.
-    pub(crate) fn new(app_id: &str, url: &str, lock_timeout: Duration) -> Result<Database> {
+    pub(crate) fn new(
+        app_id: &str,
+        url: &str,
+        key_file: Option<std::path::PathBuf>,
+        lock_timeout: Duration,
+    ) -> Result<Database> {
         Ok(Database {
             app_id: app_id.to_string(),
             settings: config::settings(url)?,
             client: Mutex::new(None),
             key: OnceLock::new(),
+            key_file,
             lock_timeout,
         })
     }
@@ -516,7 +524,11 @@ impl Database {
         if let Some(k) = self.key.get() {
             return Ok(k.clone());
         }
-        let path = sealing_key::configured_key_file(&self.app_id).ok_or_else(|| {
+        let configured = self
+            .key_file
+            .clone()
+            .or_else(|| sealing_key::configured_key_file(&self.app_id));
+        let path = configured.ok_or_else(|| {
             Error::WrongSealingKey {
                 reason: format!(
                     "a PostgreSQL store seals its tokens with a key file, and none is configured for app `{}` (RCTOKEN_KEY_FILE, or the systemd credential {})",

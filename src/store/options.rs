@@ -256,8 +256,10 @@ impl StoreBuilder {
     /// `key=value` words, completed from the `PG*` variables and the
     /// password file as libpq does. The envelopes are sealed with the key
     /// file's key (`RCTOKEN_KEY_FILE`, or the systemd credential), so the
-    /// database never holds a plaintext secret. Nothing is contacted, and
-    /// no directory created, until the first call.
+    /// database never holds a plaintext secret; with
+    /// `.backend(Backend::Sealed(KeySource::File(path)))` that file's key
+    /// instead. Nothing is contacted, and no directory created, until the
+    /// first call.
     #[cfg(feature = "postgres")]
     pub fn database_url(mut self, url: impl Into<String>) -> Self {
         self.database_url = Some(url.into());
@@ -292,7 +294,15 @@ impl StoreBuilder {
         let database = self
             .database_url
             .as_deref()
-            .map(|url| crate::database::Database::new(&self.app_id, url, self.lock_timeout))
+            .map(|url| {
+                // The key file named by `Backend::Sealed(KeySource::File)`,
+                // else the one the environment configures.
+                let key_file = match &self.backend {
+                    Backend::Sealed(crate::KeySource::File(path)) => Some(path.clone()),
+                    _ => None,
+                };
+                crate::database::Database::new(&self.app_id, url, key_file, self.lock_timeout)
+            })
             .transpose()?;
         #[cfg(feature = "postgres")]
         let on_database = database.is_some();

@@ -108,6 +108,22 @@ fn a_wrong_key_file_is_refused_and_never_overwrites() {
     // Neither a new profile nor a re-save goes in under another key.
     with_other(&["import"], &valid_token(B_ACCESS, B_REFRESH, "2001")).fails(7);
     with_other(&["import"], &valid_token(B_ACCESS, B_REFRESH, "2002")).fails(7);
+    // A refresh under the wrong key is refused before the refresh token is
+    // spent: the refresher never runs.
+    let refresher = crate::support::refresher::Refresher::new(pg.tmp.path(), "never");
+    let cmd = refresher.cmd(&crate::support::refresher::Does::print(&valid_token(
+        B_ACCESS, B_REFRESH, "2001",
+    )));
+    with_other(
+        &["token", "--min-valid", "99999", "--refresh-with", &cmd],
+        "",
+    )
+    .fails(7);
+    assert_eq!(
+        refresher.runs(),
+        0,
+        "the refresh token was spent under the wrong key"
+    );
     let after = pg.psql(&format!(
         "SELECT generation || md5(envelope) FROM rctoken_profiles WHERE app = '{}'",
         pg.app
