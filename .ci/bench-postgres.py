@@ -131,12 +131,18 @@ def main():
         def saves(hosts, tag):
             scripts = []
             for h in range(hosts):
-                body = "".join(
-                    f"{binary} import --no-switch <<'E'\n{token(f'{tag}{h}{i:05d}', 'S')}\nE\n"
-                    for i in range(n // hosts))
-                scripts.append(body)
+                lines = []
+                for i in range(n // hosts):
+                    tf = f"{tmp}/t-{tag}-{h}-{i}.json"
+                    with open(tf, "w") as f:
+                        f.write(token(f"{tag}{h}{i:05d}", "S"))
+                    lines.append(f"{binary} import --no-switch {tf}\n")
+                script = f"{tmp}/saves-{tag}-{h}.sh"
+                with open(script, "w") as f:
+                    f.write("".join(lines))
+                scripts.append(script)
             t = time.perf_counter()
-            procs = [subprocess.Popen(host + ["sh", "-e", "-c", s], env=dict(env, HOME=f"{tmp}/h{h}"),
+            procs = [subprocess.Popen(host + ["sh", "-e", s], env=dict(env, HOME=f"{tmp}/h{h}"),
                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
                      for h, s in enumerate(scripts)]
             for p in procs:
