@@ -129,3 +129,48 @@ fn a_server_restart_during_a_save_loop_tears_nothing_and_loses_nothing() {
         }
     }
 }
+
+#[test]
+fn hosts_starting_at_once_on_an_empty_database_create_the_schema_once() {
+    let pg = pg_env!("migrate");
+    let db = format!("rctoken_migrate_{}", std::process::id());
+    pg.psql(&format!("CREATE DATABASE {db}"));
+    let url = pg.url.replace("dbname=rctoken", &format!("dbname={db}"));
+    assert_ne!(url, pg.url, "the test URL names dbname=rctoken");
+    let hosts: Vec<_> = (0..8).map(|h| pg.host(&format!("m{h}"))).collect();
+    let children: Vec<_> = hosts
+        .iter()
+        .map(|host| {
+            pg.on_host(host)
+                .env("RCTOKEN_DATABASE_URL", &url)
+                .args(["list", "--json"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("start a host")
+        })
+        .collect();
+    let outs: Vec<_> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().expect("wait"))
+        .collect();
+    let version = std::process::Command::new("psql")
+        .arg(&url)
+        .args([
+            "-X",
+            "-qAtc",
+            "SELECT count(*), max(version) FROM rctoken_schema",
+        ])
+        .output()
+        .expect("psql");
+    pg.psql(&format!("DROP DATABASE {db}"));
+    for out in &outs {
+        assert!(
+            out.status.success(),
+            "a host failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+    }
+    assert_eq!(String::from_utf8_lossy(&version.stdout).trim(), "1|1");
+}
