@@ -363,7 +363,7 @@ mod tests {
 
     #[test]
     fn a_bad_sslmode_is_refused() {
-        let env = env_of(&[]);
+        let env = env_of(&[("USER", "me")]);
         let e = settings_from("host=/tmp sslmode=sometimes", &env)
             .err()
             .unwrap();
