@@ -361,32 +361,17 @@ impl TokenStore {
         if let Some(label) = &options.label {
             names::check_label(label)?;
         }
+        let place = Placement {
+            label: options.label.as_deref(),
+            switch: options.switch,
+            move_secrets: options.move_secrets,
+        };
         #[cfg(feature = "postgres")]
         if let Some(db) = &self.database {
-            return self.db_save(
-                db,
-                token,
-                &key,
-                Placement {
-                    label: options.label.as_deref(),
-                    switch: options.switch,
-                    move_secrets: options.move_secrets,
-                },
-                options.client.as_ref(),
-            );
+            return self.db_save(db, token, &key, place, options.client.as_ref());
         }
         let refresh = self.lock_refresh(&key)?;
-        let saved = self.save_locked(
-            token,
-            &key,
-            Placement {
-                label: options.label.as_deref(),
-                switch: options.switch,
-                move_secrets: options.move_secrets,
-            },
-            None,
-            options.client.as_ref(),
-        );
+        let saved = self.save_locked(token, &key, place, None, options.client.as_ref());
         if saved.is_err() {
             self.drop_refresh_lock_if_unused(refresh, &key);
         }
