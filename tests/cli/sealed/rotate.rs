@@ -220,6 +220,44 @@ fn committed_to(dir: &Path, target: &Path) -> bool {
 }
 
 #[cfg(feature = "failpoints")]
+/// The failpoint's pause after each re-sealed item, in ms.
+const DELAY_MS: usize = 3;
+
+#[cfg(feature = "failpoints")]
+/// The key record and the key id of each item, to see a rotation begin.
+#[derive(PartialEq)]
+struct Snapshot(Option<Vec<u8>>, Vec<[u8; 8]>);
+
+#[cfg(feature = "failpoints")]
+impl Snapshot {
+    fn of(dir: &Path) -> Self {
+        Self(
+            std::fs::read(dir.join("sealed").join(".keys")).ok(),
+            key_ids(dir),
+        )
+    }
+}
+
+#[cfg(feature = "failpoints")]
+/// Wait until the rotation `child` has begun: the key record changed (a
+/// fresh rotation records its target as `next`, step 3, and re-seals right
+/// after), or an item was re-sealed (a run resuming a killed one finds
+/// `next` already recorded), or it exited.
+fn wait_for_start(dir: &Path, before: &Snapshot, child: &mut std::process::Child) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while Snapshot::of(dir) == *before {
+        if child.try_wait().expect("try_wait").is_some() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rotate-key changed nothing in 120 s"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[cfg(feature = "failpoints")]
 /// Kill `rotate-key` at random instants (a failpoint slows it to a few ms
 /// per item): after each kill every profile opens, with the old key's
 /// configuration (the rotation's target is found through the key record),
@@ -244,15 +282,25 @@ fn killed_rotations(f: &Fixture, source: KeySource, target: Option<&Path>, n: us
     };
     for round in 0..40 {
         let before = distinct(key_ids(&f.dir()));
+        let snapshot = Snapshot::of(&f.dir());
         let mut c = rotate();
-        c.env("RCTOKEN_TEST_REKEY_DELAY_MS", "3")
+        c.env("RCTOKEN_TEST_REKEY_DELAY_MS", DELAY_MS.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let mut child = c.spawn().expect("spawn");
-        std::thread::sleep(Duration::from_millis(
-            (round * 37 % 120) as u64 + if round % 5 == 0 { 0 } else { 40 },
-        ));
+        if round % 5 == 0 {
+            // Early: while the process starts, reads or records the key.
+            std::thread::sleep(Duration::from_millis((round * 37 % 40) as u64));
+        } else {
+            // Midway: measured from the moment the rotation begins, not
+            // from the spawn, since starting a process takes from 1 ms
+            // (Linux) to over a second (Wine on a loaded CI box).
+            wait_for_start(&f.dir(), &snapshot, &mut child);
+            std::thread::sleep(Duration::from_millis(
+                (round * 37 % 100 * n * DELAY_MS / 100) as u64,
+            ));
+        }
         let _ = child.kill();
         let status = child.wait().expect("wait");
         rounds += 1;
