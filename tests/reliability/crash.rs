@@ -426,7 +426,8 @@ impl Drop for PurgeCredentials {
     }
 }
 
-/// `max_delay_ms`: kills land 0..max_delay_ms after the writer is connected.
+/// `max_delay_ms`: kills land 0..max_delay_ms after the writer is connected
+/// (twice that after every 10 kills in which no op completed).
 /// `max_item`: the writer splits envelopes into items of at most that size,
 /// so a kill can also land between the items of one save or one logout.
 fn crash_loop(backend_name: &str, kills: usize, max_delay_ms: u64, max_item: Option<usize>) {
@@ -435,15 +436,25 @@ fn crash_loop(backend_name: &str, kills: usize, max_delay_ms: u64, max_item: Opt
     let store = v.store();
     let mut stats = Stats::default();
     let mut committed: Option<u64> = None;
+    // The window widens while no op has completed: kills must also land
+    // after a commit, and a loaded machine (Wine on a busy CI box) can
+    // take longer than `max_delay_ms` for a single save.
+    let mut window_ms = max_delay_ms;
     for _ in 0..kills {
-        let text = v.spawn_and_kill(max_delay_ms);
+        if stats.ops_completed == 0 && stats.kills > 0 && stats.kills % 10 == 0 {
+            window_ms *= 2;
+        }
+        let text = v.spawn_and_kill(window_ms);
         stats.kills += 1;
         // Wine's CredWriteW is not atomic as Windows' is: a kill inside it
-        // leaves a credential real Windows cannot, which breaks listing for
-        // everyone. Undone as a kill just before the write would have been.
+        // leaves a credential real Windows cannot (unreadable, which breaks
+        // listing for everyone, or with an empty secret). Undone as a kill
+        // just before the write would have been.
         #[cfg(windows)]
         if backend_name == "windows-credential-manager" {
-            stats.torn_wine_writes += crate::support::credential_manager::undo_torn_wine_writes();
+            stats.torn_wine_writes += crate::support::credential_manager::undo_torn_wine_writes(
+                &format!("rctoken:{}", v.app),
+            );
         }
         let (inflight, _) = parse_progress(&text, &mut committed, &mut stats);
         committed = check_after_kill(
@@ -456,7 +467,7 @@ fn crash_loop(backend_name: &str, kills: usize, max_delay_ms: u64, max_item: Opt
         );
     }
     eprintln!(
-        "crash[{backend_name}, items ≤ {max_item:?} B]: {stats:?}, stale temp files: {}, took {:?}",
+        "crash[{backend_name}, items ≤ {max_item:?} B]: {stats:?}, kill window {window_ms} ms, stale temp files: {}, took {:?}",
         v.temp_files(),
         started.elapsed()
     );

@@ -149,33 +149,43 @@ fn wine_registry_targets() -> Option<Vec<String>> {
     Some(out)
 }
 
-/// Under Wine, undo a write that a kill tore: Wine's `CredWriteW` writes
-/// a credential as a registry key, value by value, so a process killed in
-/// between leaves a key `CredReadW` cannot read, and `CredEnumerateW` then
-/// fails for everyone (error 2) until the key is gone. Real Windows writes
-/// a credential in one call to its security service and can leave no such
-/// thing. This deletes each such key, the state a kill just before the
-/// write leaves, and returns how many. 0 when enumeration works.
+/// Under Wine, undo the writes of `service`'s credentials that a kill tore,
+/// and return how many. Wine's `CredWriteW` writes a credential as a
+/// registry key, value by value (`Flags`, `Type`, the target name, …,
+/// `Password` last), so a process killed in between leaves either
+/// - a key `CredReadW` cannot read, after which `CredEnumerateW` fails for
+///   everyone (error 2) until the key is gone, or
+/// - a key with every value but `Password`, which `CredReadW` reads as a
+///   credential with an empty secret (rctoken never writes one: every
+///   item starts with its header).
+///
+/// Real Windows writes a credential in one call to its security service
+/// and can leave neither. This deletes each such key, the state a kill just
+/// before the write leaves. Only `service`'s credentials are looked at for
+/// the second kind (another test may be writing its own right now); any
+/// unreadable one is removed while enumeration fails, as that breaks
+/// listing for every test. 0 on Windows (no Wine registry keys).
 #[allow(dead_code, reason = "not every test crate uses it")]
 #[allow(unsafe_code)]
-pub fn undo_torn_wine_writes() -> usize {
+pub fn undo_torn_wine_writes(service: &str) -> usize {
     use windows_sys::Win32::Foundation::ERROR_SUCCESS;
     use windows_sys::Win32::System::Registry::{HKEY_CURRENT_USER, RegDeleteKeyW};
-    if cred_enumerate().is_ok() {
-        return 0;
-    }
     let Some(targets) = wine_registry_targets() else {
         return 0;
     };
+    let enumeration_fails = cred_enumerate().is_err();
+    let suffix = format!(".{service}");
     let mut undone = 0;
     for target in targets {
-        match entry(&target).get_secret() {
-            Ok(_) | Err(keyring_core::Error::NoEntry) => continue,
-            Err(_) => {}
+        let torn = match entry(&target).get_secret() {
+            Err(keyring_core::Error::NoEntry) => false,
+            Err(_) => enumeration_fails || target.ends_with(&suffix),
+            Ok(_) => target.ends_with(&suffix) && !wine_has_password(&target),
+        };
+        if !torn {
+            continue;
         }
-        let path: Vec<u16> = format!("Software\\Wine\\Credential Manager\\Generic: {target}\0")
-            .encode_utf16()
-            .collect();
+        let path = wine_key_path(&target);
         // SAFETY: a NUL-terminated path under HKCU; the key has no subkeys.
         let rc = unsafe { RegDeleteKeyW(HKEY_CURRENT_USER, path.as_ptr()) };
         assert_eq!(
@@ -190,6 +200,39 @@ pub fn undo_torn_wine_writes() -> usize {
         );
     }
     undone
+}
+
+/// The NUL-terminated path, under HKCU, of the registry key in which Wine
+/// keeps the generic credential `target`.
+fn wine_key_path(target: &str) -> Vec<u16> {
+    format!("Software\\Wine\\Credential Manager\\Generic: {target}\0")
+        .encode_utf16()
+        .collect()
+}
+
+/// Does Wine's registry key of credential `target` hold its `Password`
+/// value (the last one `CredWriteW` writes)?
+#[allow(unsafe_code)]
+fn wine_has_password(target: &str) -> bool {
+    use windows_sys::Win32::Foundation::ERROR_SUCCESS;
+    use windows_sys::Win32::System::Registry::{HKEY_CURRENT_USER, RRF_RT_ANY, RegGetValueW};
+    let path = wine_key_path(target);
+    let value: Vec<u16> = "Password\0".encode_utf16().collect();
+    let mut size: u32 = 0;
+    // SAFETY: NUL-terminated key path and value name; no data buffer, so
+    // only the size is written.
+    let rc = unsafe {
+        RegGetValueW(
+            HKEY_CURRENT_USER,
+            path.as_ptr(),
+            value.as_ptr(),
+            RRF_RT_ANY,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            &mut size,
+        )
+    };
+    rc == ERROR_SUCCESS
 }
 
 /// The target name of rctoken's item `account` of `service`.
