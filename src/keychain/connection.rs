@@ -101,6 +101,25 @@ impl Connection {
         }
     }
 
+    /// Open the keychain again allowing the sealed store to rebuild a key
+    /// record that does not parse (for `repair`, after opening failed on
+    /// one), and use that connection from now on. What was rebuilt, if
+    /// anything.
+    pub(crate) fn reopen_rebuilding(&self) -> Result<Option<String>> {
+        let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        let cfg = OpenConfig {
+            rebuild_key_record: true,
+            ..self.cfg.clone()
+        };
+        let opened = super::open(&self.backend, &cfg)?;
+        let rebuilt = opened.keychain.rebuilt();
+        *slot = Some(Open {
+            keychain: opened.keychain,
+            reason: opened.reason,
+        });
+        Ok(rebuilt)
+    }
+
     fn is_open(&self) -> bool {
         self.slot
             .lock()

@@ -299,6 +299,11 @@ pub(crate) trait Keychain: Send + Sync {
     fn forget_key(&self) -> Result<(), KcError> {
         Ok(())
     }
+    /// What opening it for repair did to its own records (the sealed
+    /// store's key record), if anything.
+    fn rebuilt(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A backend whose panics become errors: no panic crosses the keychain
@@ -347,6 +352,9 @@ impl Keychain for Guarded {
     fn forget_key(&self) -> Result<(), KcError> {
         guard("forget_key", || self.0.forget_key())
     }
+    fn rebuilt(&self) -> Option<String> {
+        self.0.rebuilt()
+    }
 }
 
 /// Settings a backend is opened with.
@@ -360,6 +368,9 @@ pub(crate) struct OpenConfig {
     /// Bound on waiting for the sealed store's key lock.
     pub lock_timeout: Patience,
     pub max_item_bytes: Option<usize>,
+    /// Rebuild the sealed store's key record if it does not parse and the
+    /// configured key is provably the store's (`repair` only).
+    pub rebuild_key_record: bool,
 }
 
 /// An opened backend and why it was chosen.
@@ -544,6 +555,7 @@ fn open_sealed_now(
             &cfg.service,
             holder,
             cfg.lock_timeout.clone(),
+            cfg.rebuild_key_record,
         )?),
         reason,
     })

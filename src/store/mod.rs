@@ -910,7 +910,9 @@ impl TokenStore {
     /// Fix what [`verify`](Self::verify) finds: delete orphaned items, drop
     /// profiles whose secrets are missing or unreadable, drop index entries
     /// naming missing profiles, and move a corrupt index or profile file
-    /// aside (kept as `<name>.corrupt-<time>`). A corrupt profile file is
+    /// aside (kept as `<name>.corrupt-<time>`), and likewise the sealed
+    /// store's key record when the configured key is provably the store's
+    /// (every sealed item names it). A corrupt profile file is
     /// rebuilt from its newest envelope in the keychain; a corrupt index is
     /// replaced by one with no labels and no active profile (the only active
     /// candidate is a single profile, which becomes active), and if there
@@ -926,7 +928,15 @@ impl TokenStore {
             return self.db_verify(db);
         }
         let _lock = self.lock_meta()?;
-        self.repair_parts().repair()
+        // The only file a keychain keeps in the store is the sealed store's
+        // key record: rebuilt when the configured key is provably the one.
+        let rebuilt = match self.keychain.get() {
+            Err(Error::CorruptMetadata { .. }) => self.keychain.reopen_rebuilding()?,
+            _ => None,
+        };
+        let mut report = self.repair_parts().repair()?;
+        report.fixed.splice(0..0, rebuilt);
+        Ok(report)
     }
 
     /// A new profile's key may not be another profile's label: a name

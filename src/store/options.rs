@@ -359,6 +359,7 @@ impl StoreBuilder {
                     timeout: Patience::new(self.keychain_timeout, self.notifier.clone()),
                     lock_timeout: Patience::new(self.lock_timeout, self.notifier.clone()),
                     max_item_bytes: self.max_item_bytes,
+                    rebuild_key_record: false,
                 },
             ),
             app_id: self.app_id,

@@ -155,15 +155,21 @@ pub fn run(ctx: &Ctx, a: DoctorArgs) -> Result<u8, Failure> {
         Err(e) if lock_error.is_none() => Some(e.to_string()),
         _ => None,
     };
-    let backend = store.backend();
+    let mut backend = store.backend();
+    // The one failure to open the keychain that repair can fix: the sealed
+    // store's key record does not parse.
+    let rebuildable = a.fix && matches!(backend, Err(Error::CorruptMetadata { .. }));
     // A lock that timed out once would only time out again.
-    let report = (backend.is_ok() && lock_error.is_none()).then(|| {
+    let report = ((backend.is_ok() || rebuildable) && lock_error.is_none()).then(|| {
         if a.fix {
             store.repair()
         } else {
             store.verify()
         }
     });
+    if rebuildable && matches!(report, Some(Ok(_))) {
+        backend = store.backend();
+    }
     let profiles = if a.fix {
         store.list().unwrap_or_default()
     } else {
@@ -186,9 +192,9 @@ pub fn run(ctx: &Ctx, a: DoctorArgs) -> Result<u8, Failure> {
         Some(Ok(r)) if quota_full.is_some() && problems_code(&r.problems) == OK => OTHER,
         Some(Ok(r)) => problems_code(&r.problems),
         Some(Err(e)) => code_of(e),
-        None => match &listed {
-            Err(e) if code_of(e) == STORE => STORE,
-            _ if backend.is_err() => KEYCHAIN,
+        None => match (&listed, &backend) {
+            (Err(e), _) | (_, Err(e)) if code_of(e) == STORE => STORE,
+            (_, Err(_)) => KEYCHAIN,
             _ => OTHER,
         },
     };
@@ -365,6 +371,21 @@ pub fn run(ctx: &Ctx, a: DoctorArgs) -> Result<u8, Failure> {
     }
     // A check that could not run says why, with the hint for that error.
     if let Some(Err(e)) = &report {
+        let hint = match e {
+            // Repair tried to rebuild the key record and says why it could not.
+            Error::CorruptMetadata { .. } if a.fix => {
+                "do what the error says, then run `rctoken doctor --fix` again".into()
+            }
+            _ => hint_of(e),
+        };
+        return Err(Failure::new(code, e.to_string(), hint));
+    }
+    // The keychain could not be opened because of a store file (the
+    // sealed store's key record, or a key file that is not the store's):
+    // that error's own hint fits, not the keychain's.
+    if let (None, Err(e)) = (&report, &backend)
+        && code_of(e) == STORE
+    {
         return Err(Failure::new(code, e.to_string(), hint_of(e)));
     }
     // Every problem is a profile a newer rctoken wrote: repair leaves them

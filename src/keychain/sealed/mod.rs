@@ -70,6 +70,8 @@ pub(crate) struct Sealed {
     lock_timeout: Patience,
     /// The keys loaded so far (the configured one, and a rotation's).
     keys: Mutex<Vec<Arc<SealingKey>>>,
+    /// What [`Sealed::open`] with `rebuild` did to a damaged key record.
+    rebuilt: Option<String>,
 }
 
 impl Sealed {
@@ -77,26 +79,111 @@ impl Sealed {
     /// under the key lock, load (keyutils: find or create) the key and make
     /// sure the key record names it, or learn that it names another.
     ///
+    /// With `rebuild` (`repair`), a key record that does not parse is
+    /// rebuilt when that is provably right (see [`Sealed::rebuild_record`]);
+    /// `Keychain::rebuilt` then says what was done.
+    ///
     /// # Errors
-    /// The key cannot be had (keyutils refused, a bad key file) or the lock
-    /// timed out.
+    /// The key cannot be had (keyutils refused, a bad key file), the lock
+    /// timed out, or the key record does not parse
+    /// ([`crate::Error::CorruptMetadata`]; with `rebuild`, when it cannot be
+    /// rebuilt).
     pub(crate) fn open(
         store_dir: &Path,
         service: &str,
         holder: KeyHolder,
         lock_timeout: Patience,
+        rebuild: bool,
     ) -> Result<Self, crate::Error> {
-        let sealed = Sealed {
+        let mut sealed = Sealed {
             dir: store_dir.join(SEALED_DIR),
             service: service.to_string(),
             holder,
             lock_timeout,
             keys: Mutex::new(Vec::new()),
+            rebuilt: None,
         };
         files::ensure_private_dir(&sealed.dir)?;
         let _lock = sealing_key::key_lock(&sealed.dir, &sealed.lock_timeout)?;
+        if rebuild
+            && let Err(damaged @ crate::Error::CorruptMetadata { .. }) = Record::read(&sealed.dir)
+        {
+            sealed.rebuilt = Some(sealed.rebuild_record(damaged)?);
+        }
         sealed.establish().map_err(|e| e.into_error())?;
         Ok(sealed)
+    }
+
+    /// Replace a key record that does not parse (`damaged` is that error),
+    /// when the configured key is provably the store's: every item whose
+    /// header can be read names it (or there is no item). The damaged file
+    /// is kept as `.keys.corrupt-<time>` and a record naming the
+    /// configured key is written. Otherwise nothing changes and the error
+    /// says which key to configure. A keyutils key is never created here:
+    /// a key that did not exist cannot be the one the items are under.
+    /// The caller holds the key lock.
+    fn rebuild_record(&self, damaged: crate::Error) -> Result<String, crate::Error> {
+        let crate::Error::CorruptMetadata { path, reason } = damaged else {
+            return Err(damaged);
+        };
+        let refuse = |why: String| crate::Error::CorruptMetadata {
+            path: path.clone(),
+            reason: format!("{reason}, and it cannot be rebuilt: {why}"),
+        };
+        let configured = match &self.holder {
+            KeyHolder::File(file) => sealing_key::from_file(file)?,
+            KeyHolder::Keyutils(slot) => match slot.read(Slot::Current) {
+                Ok(Some(key)) => key,
+                Ok(None) => {
+                    return Err(refuse(
+                        "kernel keyutils holds no key for this store (it is cleared at \
+                         reboot); if the store's key is in a key file, set RCTOKEN_KEY_FILE \
+                         to it and run again"
+                            .into(),
+                    ));
+                }
+                Err(e) => return Err(refuse(format!("kernel keyutils cannot be read: {e}"))),
+            },
+        };
+        let items = self.items().map_err(|e| e.into_error(SEALED))?;
+        let mut others = 0usize;
+        for account in &items {
+            let id = self
+                .read_item(account)
+                .ok()
+                .flatten()
+                .and_then(|b| key_id_of(&b).ok());
+            // An item whose header is unreadable is repair's to drop; it
+            // says nothing about the key.
+            if id.is_some_and(|id| id != configured.id()) {
+                others += 1;
+            }
+        }
+        if others > 0 {
+            return Err(refuse(format!(
+                "{others} of its {} item{} {} sealed under another key than the {}; \
+                 configure the store's key (RCTOKEN_KEY_FILE) and run again",
+                items.len(),
+                if items.len() == 1 { "" } else { "s" },
+                if others == 1 { "is" } else { "are" },
+                self.holder.describe().trim_start_matches("its ")
+            )));
+        }
+        let aside = files::move_aside(&path, time::OffsetDateTime::now_utc().unix_timestamp())?;
+        let record = Record {
+            current: Some(Entry::new(configured.id(), self.holder.file())),
+            next: None,
+        };
+        record.write(&self.dir).map_err(|e| e.into_error(SEALED))?;
+        Ok(format!(
+            "rebuilt the sealed store's key record {} for the {} ({} item{}, all sealed under \
+             it; the damaged record is kept as {})",
+            path.display(),
+            self.holder.describe().trim_start_matches("its "),
+            items.len(),
+            if items.len() == 1 { "" } else { "s" },
+            aside.display()
+        ))
     }
 
     /// A sealed store over one key, for unit tests.
@@ -109,6 +196,7 @@ impl Sealed {
             holder: KeyHolder::File(dir.join("key")),
             lock_timeout: Patience::new(std::time::Duration::from_secs(5), None),
             keys: Mutex::new(vec![Arc::new(key)]),
+            rebuilt: None,
         }
     }
 
@@ -116,7 +204,7 @@ impl Sealed {
     /// has no items and names another key), and load a rotation's keys.
     /// The caller holds the key lock exclusively.
     fn establish(&self) -> Result<(), Establish> {
-        let mut record = Record::read(&self.dir).map_err(Establish::Keychain)?;
+        let mut record = Record::read(&self.dir).map_err(Establish::Error)?;
         let configured = match &self.holder {
             KeyHolder::File(path) => sealing_key::from_file(path).map_err(Establish::Error)?,
             KeyHolder::Keyutils(slot) => {
@@ -199,7 +287,7 @@ impl Sealed {
         }
         let record = {
             let _lock = self.lock()?;
-            let record = Record::read(&self.dir)?;
+            let record = Record::read(&self.dir).map_err(io_error)?;
             if let KeyHolder::Keyutils(slot) = &self.holder
                 && let Ok(Some(key)) = slot.read(Slot::Current)
             {
@@ -233,12 +321,12 @@ impl Sealed {
 
     /// The key new items are sealed under. The caller holds the key lock.
     fn sealing_key(&self) -> Result<Arc<SealingKey>, KcError> {
-        let mut record = Record::read(&self.dir)?;
+        let mut record = Record::read(&self.dir).map_err(io_error)?;
         if record.sealing().is_none() {
             // Someone removed the record (the last profile was logged out,
             // and with it the store's key): start afresh.
             self.establish().map_err(Establish::into_kc)?;
-            record = Record::read(&self.dir)?;
+            record = Record::read(&self.dir).map_err(io_error)?;
         }
         let Some(entry) = record.sealing() else {
             return Err(KcError::other("sealed: the key record is missing"));
@@ -420,12 +508,16 @@ fn no_key_file(record: &Record) -> KcError {
     ))
 }
 
-/// [`no_key_file`]'s error for the store in `sealed_dir`, if its record
-/// names a key file: what a process that cannot keep a key in keyutils
-/// either (Windows, macOS, a container that blocks keyutils) must say
-/// instead of that.
+/// What a process that cannot keep a key in keyutils (Windows, macOS, a
+/// container that blocks keyutils) must say instead of that, for the store
+/// in `sealed_dir`: [`no_key_file`]'s error if its record names a key
+/// file, or the record's own error if it cannot be read (a damaged record
+/// is the thing to fix, whatever holds the key).
 pub(crate) fn key_file_required(sealed_dir: &Path) -> Option<crate::Error> {
-    let record = Record::read(sealed_dir).ok()?;
+    let record = match Record::read(sealed_dir) {
+        Ok(record) => record,
+        Err(e) => return Some(e),
+    };
     record.key_file()?;
     Some(no_key_file(&record).into_error(SEALED))
 }
@@ -511,6 +603,10 @@ impl Keychain for Sealed {
 
     fn forget_key(&self) -> Result<(), KcError> {
         rekey::forget_key(self)
+    }
+
+    fn rebuilt(&self) -> Option<String> {
+        self.rebuilt.clone()
     }
 }
 

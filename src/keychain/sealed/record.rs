@@ -63,18 +63,21 @@ impl Record {
     }
 
     /// Read `sealed_dir`'s record; empty if there is none.
-    pub(crate) fn read(sealed_dir: &Path) -> Result<Record, KcError> {
+    ///
+    /// # Errors
+    /// [`crate::Error::CorruptMetadata`] when the file does not parse (its
+    /// hint, `doctor --fix`, rebuilds it: see `Sealed::rebuild_record`), or
+    /// the I/O error reading it.
+    pub(crate) fn read(sealed_dir: &Path) -> Result<Record, crate::Error> {
         let path = sealed_dir.join(RECORD_FILE);
-        let bytes = files::read_bounded(&path, MAX_RECORD)
-            .map_err(|e| KcError::other(format!("sealed: {e}")))?;
-        let Some(bytes) = bytes else {
+        let Some(bytes) = files::read_bounded(&path, MAX_RECORD)? else {
             return Ok(Record::default());
         };
-        Self::parse(&bytes).ok_or_else(|| {
-            KcError::corrupt(format!(
-                "the sealed store's key record {} is damaged",
-                path.display()
-            ))
+        Self::parse(&bytes).ok_or_else(|| crate::Error::CorruptMetadata {
+            path,
+            reason: "the sealed store's key record (which key its items are sealed under) \
+                     does not parse"
+                .into(),
         })
     }
 
@@ -197,7 +200,10 @@ mod tests {
         ] {
             std::fs::write(tmp.path().join(RECORD_FILE), bad).unwrap();
             let e = Record::read(tmp.path()).unwrap_err();
-            assert_eq!(e.kind, crate::keychain::KcKind::Corrupt, "{bad:?}");
+            assert!(
+                matches!(&e, crate::Error::CorruptMetadata { path, .. } if path.ends_with(RECORD_FILE)),
+                "{bad:?}: {e}"
+            );
         }
         Record::default().write(tmp.path()).unwrap();
         assert!(!tmp.path().join(RECORD_FILE).exists());

@@ -51,7 +51,7 @@ pub(crate) struct RekeyReport {
 pub(super) fn rekey(s: &Sealed, to: &RekeyTo) -> Result<RekeyReport, Error> {
     let kc = |e: KcError| e.into_error(SEALED);
     let _lock = s.lock().map_err(kc)?;
-    let mut record = Record::read(&s.dir).map_err(kc)?;
+    let mut record = Record::read(&s.dir)?;
     let Some(current) = record.current.clone() else {
         return Err(cannot("the store has no key yet; save a profile first"));
     };

@@ -15,6 +15,7 @@ use crate::support::backends::Kind;
 use crate::support::keyutils;
 use secrecy::ExposeSecret;
 
+mod record;
 mod rotate;
 #[cfg(target_os = "linux")]
 mod seccomp;
@@ -643,6 +644,20 @@ fn under_a_seccomp_filter_that_blocks_keyutils() {
     assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "sc-access");
     assert!(f.app_keys().is_empty(), "nothing went to keyutils");
+
+    // A damaged key record is what to fix, whatever holds the key: named
+    // even where keyutils cannot be reached and no key file is configured.
+    let record = f.dir().join("sealed/.keys");
+    std::fs::write(&record, b"damaged\n").unwrap();
+    let mut c = f.cli();
+    c.arg("token");
+    blocked(&mut c);
+    let out = run(c, b"");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code(&out), 7, "{err}");
+    assert!(err.contains(&record.display().to_string()), "{err}");
+    assert!(err.contains("doctor --fix"), "{err}");
+    assert!(!err.contains("cannot be kept in keyutils"), "{err}");
 }
 
 /// `rctoken migrate` moves what an older rctoken left in plain keyutils.
