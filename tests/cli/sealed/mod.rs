@@ -505,6 +505,15 @@ fn key_files_with_loose_modes_no_key_or_another_key_are_refused_with_exit_7() {
             ),
             "the key is never echoed"
         );
+        // `doctor` says the same, with that error's hint rather than the
+        // keychain's ("unlock or start the keychain").
+        let mut c = f.cli();
+        c.env("RCTOKEN_KEY_FILE", &path).arg("doctor");
+        let out = run(c, b"");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(code(&out), 7, "doctor, {name}: {err}");
+        assert!(err.contains("key file"), "doctor, {name}: {err}");
+        assert!(!err.contains("unlock"), "doctor, {name}: {err}");
     }
     // Another (valid) key file is not the store's key: exit 7 naming the
     // store's key file, for reads, for saves (nothing is sealed under the
