@@ -215,7 +215,7 @@ pub enum Command {
     /// Move profiles an older rctoken kept in plain keyutils into the sealed store
     #[command(after_help = AFTER_HELP)]
     Migrate,
-    /// Re-seal every profile of the sealed store under a new key (crash-safe)
+    /// Re-seal every profile of the sealed or PostgreSQL store under a new key (crash-safe)
     #[command(after_help = AFTER_HELP)]
     RotateKey(RotateKeyArgs),
     /// Log in at RingCentral (a JWT credential, or the browser) and save the profile
@@ -323,8 +323,9 @@ pub struct ApiArgs {
 pub struct RotateKeyArgs {
     /// Re-seal under the key in this key file (32 random bytes in base64,
     /// mode 0600 or 0400), which you made. Without it, a store whose key is
-    /// in keyutils gets a new random key there. Afterwards point
-    /// RCTOKEN_KEY_FILE (or the systemd credential) at this file.
+    /// in keyutils gets a new random key there (a PostgreSQL store needs
+    /// this option). Afterwards point RCTOKEN_KEY_FILE (or the systemd
+    /// credential) at this file.
     #[arg(long, value_name = "PATH")]
     pub new_key_file: Option<std::path::PathBuf>,
 }

@@ -7,7 +7,7 @@
 //! `rctoken_schema(version)`, `rctoken_stores(app, active, key_id)` and
 //! `rctoken_profiles(app, profile, label, generation, info, envelope)`.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use zeroize::Zeroizing;
@@ -57,7 +57,8 @@ pub(crate) struct Database {
     app_id: String,
     settings: config::Settings,
     client: Mutex<Option<postgres::Client>>,
-    key: OnceLock<Arc<SealingKey>>,
+    /// The configured key once loaded (after a rotation: the new key).
+    key: Mutex<Option<Arc<SealingKey>>>,
     /// The key file the builder named, else the environment's.
     key_file: Option<std::path::PathBuf>,
     lock_timeout: Duration,
@@ -121,7 +122,7 @@ impl Database {
             app_id: app_id.to_string(),
             settings: config::settings(url)?,
             client: Mutex::new(None),
-            key: OnceLock::new(),
+            key: Mutex::new(None),
             key_file,
             lock_timeout,
         })
@@ -413,7 +414,8 @@ impl Database {
             .get(0))
     }
 
-    fn check_key_id(&self, id: &[u8]) -> Result<()> {
+    /// Refuse `id` unless it is the configured key's ([`Error::WrongSealingKey`]).
+    pub(crate) fn check_key_id(&self, id: &[u8]) -> Result<()> {
         let key = self.key()?;
         if id != key.id() {
             return Err(Error::WrongSealingKey {
@@ -521,7 +523,8 @@ impl Database {
     /// The key the envelopes are sealed with: the configured key file's
     /// (`RCTOKEN_KEY_FILE`, or the systemd credential).
     pub(crate) fn key(&self) -> Result<Arc<SealingKey>> {
-        if let Some(k) = self.key.get() {
+        let mut slot = self.key.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(k) = slot.as_ref() {
             return Ok(k.clone());
         }
         let configured = self
@@ -538,7 +541,81 @@ impl Database {
             }
         })?;
         let key = Arc::new(sealing_key::from_file(&path)?);
-        Ok(self.key.get_or_init(|| key).clone())
+        Ok(slot.insert(key).clone())
+    }
+
+    /// Re-seal every envelope of this app under `new`, in `tx`, and record
+    /// `new` as the store's key. The caller holds the store row (so no
+    /// save runs); this takes every profile row (waiting, at most the lock
+    /// timeout, for refreshes under way), opens each envelope under the
+    /// configured key and seals it again for the same place. Any failure
+    /// rolls the whole transaction back. Returns how many were re-sealed;
+    /// once the caller commits, it makes `new` this process's key
+    /// ([`Database::use_key`]).
+    pub(crate) fn reseal_all(
+        &self,
+        tx: &mut postgres::Transaction<'_>,
+        new: &SealingKey,
+    ) -> Result<usize> {
+        let old = self.key()?;
+        let e = self.err("re-seal the profiles");
+        let rows = tx
+            .query(
+                "SELECT profile, generation, envelope FROM rctoken_profiles WHERE app = $1 \
+                 ORDER BY profile FOR UPDATE",
+                &[&self.app_id],
+            )
+            .map_err(&e)?;
+        for r in &rows {
+            let (profile, generation, bytes): (String, String, Vec<u8>) =
+                (r.get(0), r.get(1), r.get(2));
+            let context = self.context(&profile, &generation);
+            let cannot = |why: String| Error::CannotRotate {
+                reason: format!(
+                    "profile {profile} does not open under the configured key ({why}); \
+                     nothing was changed: run `rctoken doctor`, and log that profile in \
+                     again or remove it first"
+                ),
+            };
+            let id = sealed::key_id_of(&bytes).map_err(|k| cannot(k.message))?;
+            if id != old.id() {
+                return Err(cannot(format!("it is sealed under key {}", hex(&id))));
+            }
+            let plain = sealed::open(&old, &context, bytes).map_err(|k| cannot(k.message))?;
+            let resealed = sealed::seal(new, &context, &plain)
+                .map_err(|k| Error::Internal { reason: k.message })?;
+            tx.execute(
+                "UPDATE rctoken_profiles SET envelope = $3 WHERE app = $1 AND profile = $2",
+                &[&self.app_id, &profile, &resealed],
+            )
+            .map_err(&e)?;
+        }
+        tx.execute(
+            "UPDATE rctoken_stores SET key_id = $2 WHERE app = $1",
+            &[&self.app_id, &&new.id()[..]],
+        )
+        .map_err(&e)?;
+        Ok(rows.len())
+    }
+
+    /// Seal and open with `key` from now on (after a committed rotation).
+    pub(crate) fn use_key(&self, key: SealingKey) {
+        *self.key.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(key));
+    }
+
+    /// The key id the store row records, read under its lock (`None`: no
+    /// store row, so no key yet).
+    pub(crate) fn locked_key_id(
+        &self,
+        tx: &mut postgres::Transaction<'_>,
+    ) -> Result<Option<Vec<u8>>> {
+        let row = tx
+            .query_opt(
+                "SELECT key_id FROM rctoken_stores WHERE app = $1 FOR UPDATE",
+                &[&self.app_id],
+            )
+            .map_err(self.err("lock the store"))?;
+        Ok(row.map(|r| r.get(0)))
     }
 
     /// What binds an envelope to its place: the app, the profile and the

@@ -43,7 +43,8 @@ pub use refresh::{MIN_REFRESH_INTERVAL, RefreshLock};
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct KeyRotation {
-    /// Sealed items in the store (a profile has one per generation it keeps).
+    /// Sealed items in the store (a profile has one per generation it
+    /// keeps; on a PostgreSQL store, one per profile).
     pub items: usize,
     /// Items this call re-sealed (fewer than `items` when it finished a
     /// rotation that was interrupted).
@@ -736,6 +737,11 @@ impl TokenStore {
     /// (`RCTOKEN_KEY_FILE`, or [`KeySource::File`]); the old one is no
     /// longer used.
     ///
+    /// On a PostgreSQL store only [`KeySource::File`] is taken (every host
+    /// must hold the key); every row is re-sealed in one transaction, which
+    /// waits for refreshes under way, and this store uses the new key
+    /// afterwards.
+    ///
     /// # Errors
     /// [`Error::CannotRotate`] when nothing was changed (the store is not
     /// sealed, an item does not open, a rotation to another key is
@@ -744,10 +750,7 @@ impl TokenStore {
     pub fn rotate_key(&self, to: KeySource) -> Result<KeyRotation> {
         #[cfg(feature = "postgres")]
         if let Some(db) = &self.database {
-            let _ = (db, &to);
-            return Err(Error::CannotRotate {
-                reason: "the PostgreSQL store's key cannot be rotated by rctoken yet; nothing was changed".into(),
-            });
+            return self.db_rotate_key(db, to);
         }
         let _lock = self.lock_meta()?;
         let kc = self.keychain.get()?;

@@ -227,6 +227,60 @@ impl TokenStore {
         })
     }
 
+    /// Re-seal every profile under the key in the key file `to`, in one
+    /// transaction: killed or cut off at any instant, the store is wholly
+    /// under the old key or wholly under the new one. Run again after it
+    /// committed (still configured with the old key), it does nothing.
+    pub(super) fn db_rotate_key(
+        &self,
+        db: &Database,
+        to: crate::KeySource,
+    ) -> Result<super::KeyRotation> {
+        let crate::KeySource::File(path) = to else {
+            return Err(Error::CannotRotate {
+                reason: "every host of a PostgreSQL store must hold its key, so the new key \
+                         must be a key file: give --new-key-file FILE; nothing was changed"
+                    .into(),
+            });
+        };
+        let new = crate::keychain::sealing_key::from_file(&path)?;
+        let configured = db.key()?;
+        let key = format!("the key in the key file {}", path.display());
+        let done = db.write("rotate the key", |tx| {
+            let Some(id) = db.locked_key_id(tx)? else {
+                return Err(Error::CannotRotate {
+                    reason: "the store has no key yet; save a profile first".into(),
+                });
+            };
+            if id == new.id() && id != configured.id() {
+                // Already rotated to it (by this command, run before).
+                return Ok(super::KeyRotation {
+                    items: usize::try_from(db.count(tx)?).unwrap_or(usize::MAX),
+                    resealed: 0,
+                    key: format!("{key} (already)"),
+                });
+            }
+            db.check_key_id(&id)?;
+            if id == new.id() {
+                return Err(Error::CannotRotate {
+                    reason: format!(
+                        "{} holds the key already in use; make a new one; nothing was changed",
+                        path.display()
+                    ),
+                });
+            }
+            let resealed = db.reseal_all(tx, &new)?;
+            Ok(super::KeyRotation {
+                items: resealed,
+                resealed,
+                key,
+            })
+        })?;
+        // The store is under the new key now (also when it already was).
+        db.use_key(new);
+        Ok(done)
+    }
+
     /// Open every envelope: a transaction never leaves an orphan or a torn
     /// pair, so what is left to find is an envelope that does not open
     /// (another key, damage). Repair changes nothing: dropping a row that

@@ -77,7 +77,7 @@ fn sixty_four_processes_on_four_hosts_refresh_once() {
 
 /// Wait until some session of this database is idle in a transaction (a
 /// refresh holding its row lock while the token endpoint answers).
-fn wait_for_lock_holder(pg: &crate::support::postgres::Pg) {
+pub(crate) fn wait_for_lock_holder(pg: &crate::support::postgres::Pg) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let n = pg.psql(

@@ -32,4 +32,6 @@ mod library;
 #[cfg(target_os = "linux")]
 mod recipes;
 #[cfg(target_os = "linux")]
+mod rotate;
+#[cfg(target_os = "linux")]
 mod store;
