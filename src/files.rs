@@ -319,6 +319,18 @@ pub(crate) fn move_aside(path: &Path, now_unix: i64) -> Result<PathBuf> {
     Ok(target)
 }
 
+/// Copy `path` to `path.corrupt-<unix time>` (durably), leaving `path` in
+/// place for the caller to replace atomically. Returns the copy's path.
+pub(crate) fn copy_aside(path: &Path, now_unix: i64) -> Result<PathBuf> {
+    let mut target = path.as_os_str().to_owned();
+    target.push(format!(".corrupt-{now_unix}"));
+    let target = PathBuf::from(target);
+    let bytes = read_bounded(path, 16 << 20)?
+        .ok_or_else(|| Error::io("reading", path, std::io::ErrorKind::NotFound.into()))?;
+    write_atomic_unchecked(&target, &bytes)?;
+    Ok(target)
+}
+
 /// Rename `from` over `to`, replacing it atomically (`rename(2)`; on
 /// Windows std's `MoveFileExW` with `MOVEFILE_REPLACE_EXISTING`).
 ///

@@ -541,7 +541,7 @@ fn open_sealed_now(
             let slot = {
                 let _lock = sealing_key::key_lock(sealed_dir, &cfg.lock_timeout)?;
                 sealing_key::KeyutilsSlot::open(cfg, &cfg.app_id, sealed_dir).map_err(|reason| {
-                    sealed::key_file_required(sealed_dir)
+                    sealed::key_file_required(sealed_dir, &reason)
                         .unwrap_or_else(|| keyutils_unavailable(reason))
                 })?
             };

@@ -913,9 +913,9 @@ impl TokenStore {
     /// Fix what [`verify`](Self::verify) finds: delete orphaned items, drop
     /// profiles whose secrets are missing or unreadable, drop index entries
     /// naming missing profiles, and move a corrupt index or profile file
-    /// aside (kept as `<name>.corrupt-<time>`), and likewise the sealed
-    /// store's key record when the configured key is provably the store's
-    /// (every sealed item names it). A corrupt profile file is
+    /// aside (kept as `<name>.corrupt-<time>`), and replace the sealed
+    /// store's damaged key record (keeping a copy likewise) when the
+    /// configured key is provably the store's (every sealed item names it). A corrupt profile file is
     /// rebuilt from its newest envelope in the keychain; a corrupt index is
     /// replaced by one with no labels and no active profile (the only active
     /// candidate is a single profile, which becomes active), and if there

@@ -164,7 +164,7 @@ fn a_rotation_waits_for_a_refresh_and_reseals_its_result() {
     let new_arg = new.display().to_string();
     let refresher = Refresher::new(pg.tmp.path(), "slow");
     let cmd = refresher.cmd(&Does {
-        sleep_ms: 4000,
+        sleep_ms: 8000,
         ..Does::print(&valid_token("AT-rr-NEW", "RT-rr-NEW", "3101"))
     });
     let refresh = pg
@@ -175,7 +175,6 @@ fn a_rotation_waits_for_a_refresh_and_reseals_its_result() {
         .expect("start the refresh");
     crate::hosts::wait_for_lock_holder(&pg);
     let before = state(&pg);
-    let started = Instant::now();
     let r = pg
         .run(&[
             "--lock-timeout",
@@ -186,10 +185,7 @@ fn a_rotation_waits_for_a_refresh_and_reseals_its_result() {
         ])
         .fails(11);
     assert!(r.stderr.contains("lock"), "{r:?}");
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "the wait was bounded"
-    );
+    // Had it waited for the refresh (8 s) instead, it would have succeeded.
     assert_eq!(
         state(&pg),
         before,
@@ -249,7 +245,9 @@ fn a_rotation_killed_at_any_instant_leaves_the_store_under_one_key() {
         PROFILES - free
     };
     let mut current = (store_key_id(&pg), pg.key_file());
-    let (mut inside, mut rolled_back) = (0, 0);
+    // Kills that came while the rotation held the rows, and of those the
+    // ones that landed before its commit (rolled back).
+    let (mut inside, mut inside_rolled_back) = (0, 0);
     for round in 0..12u64 {
         let target = pg.path(&format!("key-{round}"));
         write_key(&target, &random_key());
@@ -264,6 +262,7 @@ fn a_rotation_killed_at_any_instant_leaves_the_store_under_one_key() {
             c
         };
         let mut child = rotate().spawn().expect("start the rotation");
+        let mut seen_inside = false;
         if round % 4 == 0 {
             std::thread::sleep(Duration::from_millis(round * 5));
         } else {
@@ -276,6 +275,7 @@ fn a_rotation_killed_at_any_instant_leaves_the_store_under_one_key() {
             }
             if child.try_wait().expect("try_wait").is_none() {
                 inside += 1;
+                seen_inside = true;
                 std::thread::sleep(Duration::from_millis((round % 4) * 15));
             }
         }
@@ -295,7 +295,7 @@ fn a_rotation_killed_at_any_instant_leaves_the_store_under_one_key() {
             "round {round}: envelopes under two keys"
         );
         if id == current.0 {
-            rolled_back += 1;
+            inside_rolled_back += usize::from(seen_inside);
         } else {
             current = (id, target.clone());
         }
@@ -311,12 +311,13 @@ fn a_rotation_killed_at_any_instant_leaves_the_store_under_one_key() {
         }
     }
     eprintln!(
-        "{inside} of 12 kills landed while the rotation held the rows; {rolled_back} rolled back"
+        "{inside} of 12 kills came while the rotation held the rows; {inside_rolled_back} of \
+         them before its commit"
     );
     assert!(
-        inside > 0 && rolled_back > 0,
-        "no kill landed inside a rotation's transaction ({inside} seen inside, {rolled_back} \
-         rolled back): the test did not test anything"
+        inside_rolled_back > 0,
+        "no kill landed inside a rotation's transaction ({inside} came while it held the rows, \
+         none before its commit): the test did not test anything"
     );
 }
 

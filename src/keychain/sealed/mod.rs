@@ -148,15 +148,29 @@ impl Sealed {
         let items = self.items().map_err(|e| e.into_error(SEALED))?;
         let mut others = 0usize;
         for account in &items {
-            let id = self
-                .read_item(account)
-                .ok()
-                .flatten()
-                .and_then(|b| key_id_of(&b).ok());
-            // An item whose header is unreadable is repair's to drop; it
-            // says nothing about the key.
-            if id.is_some_and(|id| id != configured.id()) {
-                others += 1;
+            // An item that cannot be read (its mode, an I/O error) might be
+            // under another key: nothing is adopted until it can be.
+            let bytes = self.read_item(account).map_err(|e| {
+                refuse(format!(
+                    "its item {account} cannot be read ({}); fix that and run again",
+                    e.message
+                ))
+            })?;
+            let Some(bytes) = bytes else { continue };
+            match key_id_of(&bytes) {
+                Ok(id) if id == configured.id() => {}
+                Ok(_) => others += 1,
+                // A sealed item of another format version names its key in
+                // a way this rctoken does not know.
+                Err(_) if bytes.len() > 4 && &bytes[..4] == MAGIC => {
+                    return Err(refuse(format!(
+                        "its item {account} has a sealed format this rctoken does not read; \
+                         upgrade rctoken and run again"
+                    )));
+                }
+                // Truncated or not a sealed item at all: repair's to drop,
+                // and it says nothing about the key.
+                Err(_) => {}
             }
         }
         if others > 0 {
@@ -169,7 +183,9 @@ impl Sealed {
                 self.holder.describe().trim_start_matches("its ")
             )));
         }
-        let aside = files::move_aside(&path, time::OffsetDateTime::now_utc().unix_timestamp())?;
+        // Copy first, then replace atomically: at no instant is there no
+        // record (a store with none adopts any key without looking).
+        let aside = files::copy_aside(&path, time::OffsetDateTime::now_utc().unix_timestamp())?;
         let record = Record {
             current: Some(Entry::new(configured.id(), self.holder.file())),
             next: None,
@@ -509,13 +525,23 @@ fn no_key_file(record: &Record) -> KcError {
 }
 
 /// What a process that cannot keep a key in keyutils (Windows, macOS, a
-/// container that blocks keyutils) must say instead of that, for the store
-/// in `sealed_dir`: [`no_key_file`]'s error if its record names a key
-/// file, or the record's own error if it cannot be read (a damaged record
-/// is the thing to fix, whatever holds the key).
-pub(crate) fn key_file_required(sealed_dir: &Path) -> Option<crate::Error> {
+/// container that blocks keyutils; `keyutils` says why) must say instead
+/// of that, for the store in `sealed_dir`: [`no_key_file`]'s error if its
+/// record names a key file, or the record's own error if it does not parse
+/// (a damaged record is the thing to fix, whatever holds the key), saying
+/// that only a key file can rebuild it here.
+pub(crate) fn key_file_required(sealed_dir: &Path, keyutils: &str) -> Option<crate::Error> {
     let record = match Record::read(sealed_dir) {
         Ok(record) => record,
+        Err(crate::Error::CorruptMetadata { path, reason }) => {
+            return Some(crate::Error::CorruptMetadata {
+                path,
+                reason: format!(
+                    "{reason}; kernel keyutils cannot be used here ({keyutils}), so only the \
+                     store's key file can rebuild it: set RCTOKEN_KEY_FILE to it"
+                ),
+            });
+        }
         Err(e) => return Some(e),
     };
     record.key_file()?;

@@ -667,6 +667,20 @@ fn under_a_seccomp_filter_that_blocks_keyutils() {
     assert!(err.contains(&record.display().to_string()), "{err}");
     assert!(err.contains("doctor --fix"), "{err}");
     assert!(!err.contains("cannot be kept in keyutils"), "{err}");
+    // Only the key file can rebuild it here, and the message says so.
+    assert!(err.contains("RCTOKEN_KEY_FILE"), "{err}");
+    let mut c = f.cli();
+    c.env("RCTOKEN_KEY_FILE", &key).args(["doctor", "--fix"]);
+    blocked(&mut c);
+    let out = run(c, b"");
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let mut c = f.cli();
+    c.env("RCTOKEN_KEY_FILE", &key).arg("token");
+    blocked(&mut c);
+    assert_eq!(
+        String::from_utf8_lossy(&run(c, b"").stdout).trim(),
+        "sc-access"
+    );
 }
 
 /// `rctoken migrate` moves what an older rctoken left in plain keyutils.

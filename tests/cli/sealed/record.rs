@@ -201,3 +201,55 @@ fn a_damaged_key_record_with_the_key_in_keyutils() {
     assert!(f.app_keys().is_empty(), "no key was created");
     assert_eq!(sealed_dir_contents(&f), before, "nothing changed");
 }
+
+/// Nothing is adopted on partial evidence: an item that cannot be read
+/// (here, a mode the store refuses) might be under another key, and a
+/// rebuild whose write fails leaves the damaged record in place (a store
+/// with no record would adopt any key without looking).
+#[cfg(unix)] // file modes, a line break in a file name
+#[test]
+fn a_rebuild_adopts_no_key_on_partial_evidence_and_never_leaves_no_record() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = Fixture::new("recpartial");
+    let key = f.key_file("key", 0o600);
+    {
+        let store = f.store(KeySource::File(key.clone()));
+        store
+            .save(&token("1301", "p", 200), SaveOptions::new())
+            .expect("save");
+    }
+    let record = f.dir().join("sealed/.keys");
+    std::fs::write(&record, DAMAGED).unwrap();
+    let item = sealed_files(&f.dir()).remove(0);
+    // Writable by the group: the store refuses to read it.
+    std::fs::set_permissions(&item, std::fs::Permissions::from_mode(0o620)).unwrap();
+    let before = sealed_dir_contents(&f);
+    let other = f.key_file("other", 0o600);
+    let out = cli(&f, Some(&other), &["doctor", "--fix"]);
+    let err = stderr(&out);
+    assert_eq!(code(&out), 7, "{err}");
+    assert!(err.contains("cannot be read"), "{err}");
+    assert_eq!(sealed_dir_contents(&f), before, "nothing changed");
+    std::fs::set_permissions(&item, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    // The right key, at a path the record cannot hold (a line break): the
+    // damaged record is copied aside, the new one cannot be written, and
+    // the damaged one is still there.
+    let odd = f.tmp.path().join("odd\nname");
+    std::fs::copy(&key, &odd).unwrap();
+    std::fs::set_permissions(&odd, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = cli(&f, Some(&odd), &["doctor", "--fix"]);
+    assert_ne!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(&record).unwrap(),
+        DAMAGED,
+        "the record is still there"
+    );
+    // So another key is still not adopted; the store's key still rebuilds.
+    let out = cli(&f, Some(&other), &["token"]);
+    assert_eq!(code(&out), 7, "{}", stderr(&out));
+    let out = cli(&f, Some(&key), &["doctor", "--fix"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = cli(&f, Some(&key), &["token"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
