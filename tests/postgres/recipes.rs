@@ -3,8 +3,6 @@
 //! from three processes at once, each with a HOME of its own, against the
 //! fake RingCentral platform.
 
-use std::process::{Command, Stdio};
-
 use crate::support::cli::doc_recipe;
 use crate::support::fake_rc::{self, FakeRc};
 
@@ -14,30 +12,10 @@ fn three_replicas_of_a_bot_share_one_login() {
     let rc = FakeRc::start();
     // A short access token, so every replica's call needs a refresh.
     rc.control(serde_json::json!({ "expires_in": 30 }));
-    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_rctoken"))
-        .parent()
-        .expect("bin dir")
-        .to_path_buf();
     let sh = |home: &std::path::Path, script: &str| {
-        let mut c = Command::new("sh");
-        c.args(["-e", "-c", script])
-            .env("HOME", home)
-            .env(
-                "PATH",
-                format!(
-                    "{}:{}",
-                    bin_dir.display(),
-                    std::env::var("PATH").unwrap_or_default()
-                ),
-            )
-            .env("RCTOKEN_APP", &pg.app)
-            .env("RCTOKEN_DATABASE_URL", &pg.url)
-            .env("RCTOKEN_KEY_FILE", pg.key_file())
-            .env("RC_CLIENT_ID", fake_rc::CLIENT_ID)
-            .env("RC_SERVER", rc.url())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let mut c = pg.recipe_sh(home, script);
+        c.env("RC_CLIENT_ID", fake_rc::CLIENT_ID)
+            .env("RC_SERVER", rc.url());
         c
     };
     let admin = pg.path("admin");

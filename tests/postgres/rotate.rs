@@ -333,33 +333,11 @@ fn the_rotation_recipe_runs_as_written() {
     pg.run_stdin(&["import"], &valid_token("AT-recipe", "RT-recipe", "3301"))
         .ok();
     let old_id = store_key_id(&pg);
-    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_rctoken"))
-        .parent()
-        .expect("bin dir")
-        .to_path_buf();
     let script = format!(
         "{}\nrctoken token\n",
         crate::support::cli::doc_recipe("pg-rotate")
     );
-    let out = std::process::Command::new("sh")
-        .args(["-e", "-c", &script])
-        .env("HOME", pg.tmp.path())
-        .env(
-            "PATH",
-            format!(
-                "{}:{}",
-                bin_dir.display(),
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        )
-        .env("RCTOKEN_APP", &pg.app)
-        .env("RCTOKEN_DATABASE_URL", &pg.url)
-        .env("RCTOKEN_KEY_FILE", pg.key_file())
-        .env_remove("RCTOKEN_DIR")
-        .env_remove("RCTOKEN_BACKEND")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("sh");
+    let out = pg.recipe_sh(pg.tmp.path(), &script).output().expect("sh");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -188,6 +188,35 @@ impl Pg {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// `sh -e -c SCRIPT` as a user of this store runs a recipe of
+    /// docs/cli.md: HOME is `home`, `rctoken` is first on PATH, and the
+    /// app, the database and the key file are in the environment; stdin is
+    /// empty, stdout and stderr are piped.
+    #[allow(dead_code, reason = "not every test uses it")]
+    pub fn recipe_sh(&self, home: &Path, script: &str) -> Command {
+        let bin_dir = Path::new(bin()).parent().expect("bin dir").to_path_buf();
+        let mut c = Command::new("sh");
+        c.args(["-e", "-c", script])
+            .env("HOME", home)
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    bin_dir.display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .env("RCTOKEN_APP", &self.app)
+            .env("RCTOKEN_DATABASE_URL", &self.url)
+            .env("RCTOKEN_KEY_FILE", self.key_file())
+            .env_remove("RCTOKEN_DIR")
+            .env_remove("RCTOKEN_BACKEND")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    }
+
     /// The whole database, as `pg_dump` writes it (data and schema).
     pub fn dump(&self) -> Vec<u8> {
         let out = Command::new("pg_dump")
