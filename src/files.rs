@@ -311,9 +311,7 @@ pub(crate) fn remove_durable(path: &Path) -> Result<()> {
 
 /// Move `path` aside to `path.corrupt-<unix time>`, keeping it. Returns the new path.
 pub(crate) fn move_aside(path: &Path, now_unix: i64) -> Result<PathBuf> {
-    let mut target = path.as_os_str().to_owned();
-    target.push(format!(".corrupt-{now_unix}"));
-    let target = PathBuf::from(target);
+    let target = aside_path(path, now_unix);
     rename_replacing(path, &target).map_err(|e| Error::io("moving aside", path, e))?;
     sync_dir(path.parent().unwrap_or(Path::new(".")));
     Ok(target)
@@ -322,13 +320,18 @@ pub(crate) fn move_aside(path: &Path, now_unix: i64) -> Result<PathBuf> {
 /// Copy `path` to `path.corrupt-<unix time>` (durably), leaving `path` in
 /// place for the caller to replace atomically. Returns the copy's path.
 pub(crate) fn copy_aside(path: &Path, now_unix: i64) -> Result<PathBuf> {
-    let mut target = path.as_os_str().to_owned();
-    target.push(format!(".corrupt-{now_unix}"));
-    let target = PathBuf::from(target);
+    let target = aside_path(path, now_unix);
     let bytes = read_bounded(path, 16 << 20)?
         .ok_or_else(|| Error::io("reading", path, std::io::ErrorKind::NotFound.into()))?;
     write_atomic_unchecked(&target, &bytes)?;
     Ok(target)
+}
+
+/// Where a corrupt `path` is kept: `path.corrupt-<unix time>`.
+fn aside_path(path: &Path, now_unix: i64) -> PathBuf {
+    let mut target = path.as_os_str().to_owned();
+    target.push(format!(".corrupt-{now_unix}"));
+    PathBuf::from(target)
 }
 
 /// Rename `from` over `to`, replacing it atomically (`rename(2)`; on

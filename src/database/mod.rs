@@ -45,6 +45,14 @@ CREATE TABLE rctoken_profiles (
 );
 ";
 
+/// An app's row of `rctoken_stores`.
+pub(crate) struct StoreRow {
+    /// The active profile's key.
+    pub active: Option<String>,
+    /// The id of the key the store is sealed under.
+    pub key_id: Vec<u8>,
+}
+
 /// One row of `rctoken_profiles`, without its envelope.
 pub(crate) struct Row {
     pub info: ProfileInfo,
@@ -352,13 +360,13 @@ impl Database {
     /// Lock this app's store row, which every change of profiles, labels
     /// or the active pointer takes first. With `create` (a save), create
     /// it under this process's key if there is none, and refuse if the
-    /// store is sealed under another key. Returns whether the row exists
-    /// and the active profile.
+    /// store is sealed under another key. Returns the row (`None`: the
+    /// app has no store row yet).
     pub(crate) fn lock_store(
         &self,
         tx: &mut postgres::Transaction<'_>,
         create: bool,
-    ) -> Result<(bool, Option<String>)> {
+    ) -> Result<Option<StoreRow>> {
         let e = self.err("lock the store");
         if create {
             let key = self.key()?;
@@ -375,13 +383,16 @@ impl Database {
             )
             .map_err(&e)?;
         let Some(row) = row else {
-            return Ok((false, None));
+            return Ok(None);
+        };
+        let store = StoreRow {
+            active: row.get(0),
+            key_id: row.get(1),
         };
         if create {
-            let id: Vec<u8> = row.get(1);
-            self.check_key_id(&id)?;
+            self.check_key_id(&store.key_id)?;
         }
-        Ok((true, row.get(0)))
+        Ok(Some(store))
     }
 
     /// Which other profile than `key` a name already names: as its label
@@ -601,21 +612,6 @@ impl Database {
     /// Seal and open with `key` from now on (after a committed rotation).
     pub(crate) fn use_key(&self, key: SealingKey) {
         *self.key.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(key));
-    }
-
-    /// The key id the store row records, read under its lock (`None`: no
-    /// store row, so no key yet).
-    pub(crate) fn locked_key_id(
-        &self,
-        tx: &mut postgres::Transaction<'_>,
-    ) -> Result<Option<Vec<u8>>> {
-        let row = tx
-            .query_opt(
-                "SELECT key_id FROM rctoken_stores WHERE app = $1 FOR UPDATE",
-                &[&self.app_id],
-            )
-            .map_err(self.err("lock the store"))?;
-        Ok(row.map(|r| r.get(0)))
     }
 
     /// What binds an envelope to its place: the app, the profile and the

@@ -915,8 +915,9 @@ impl TokenStore {
     /// naming missing profiles, and move a corrupt index or profile file
     /// aside (kept as `<name>.corrupt-<time>`), and replace the sealed
     /// store's damaged key record (keeping a copy likewise) when the
-    /// configured key is provably the store's (every sealed item names it). A corrupt profile file is
-    /// rebuilt from its newest envelope in the keychain; a corrupt index is
+    /// configured key is provably the store's (every sealed item names
+    /// it). A corrupt profile file is rebuilt from its newest envelope in
+    /// the keychain; a corrupt index is
     /// replaced by one with no labels and no active profile (the only active
     /// candidate is a single profile, which becomes active), and if there
     /// are no profile files (a format-1 store) every profile is rebuilt from

@@ -9,7 +9,7 @@
 use secrecy::SecretString;
 
 use crate::clock;
-use crate::database::{BACKEND, Database, Row};
+use crate::database::{BACKEND, Database, Row, StoreRow};
 use crate::envelope::{self, EnvelopeError};
 use crate::error::{Error, Result};
 use crate::metadata::{ProfileInfo, token_from};
@@ -119,7 +119,7 @@ impl TokenStore {
         let now = clock::truncate(self.clock.now());
         let mut info = ProfileInfo::from_token(token, key, now, BACKEND, "0")?;
         db.write("save a profile", |tx| {
-            let (_, active) = db.lock_store(tx, true)?;
+            let active = db.lock_store(tx, true)?.and_then(|s| s.active);
             let old = db.row(tx, key, true)?;
             if old.is_none()
                 && let Some((owner, _)) = db.name_owner(tx, key, key)?
@@ -207,7 +207,7 @@ impl TokenStore {
 
     pub(super) fn db_remove(&self, db: &Database, profile: &Selector) -> Result<ProfileInfo> {
         db.write("remove a profile", |tx| {
-            let (_, active) = db.lock_store(tx, false)?;
+            let active = db.lock_store(tx, false)?.and_then(|s| s.active);
             let key = db.resolve(tx, profile.name())?;
             let row = db
                 .row(tx, &key, true)?
@@ -247,7 +247,7 @@ impl TokenStore {
         let configured = db.key()?;
         let key = format!("the key in the key file {}", path.display());
         let done = db.write("rotate the key", |tx| {
-            let Some(id) = db.locked_key_id(tx)? else {
+            let Some(StoreRow { key_id: id, .. }) = db.lock_store(tx, false)? else {
                 return Err(Error::CannotRotate {
                     reason: "the store has no key yet; save a profile first".into(),
                 });

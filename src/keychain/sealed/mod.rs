@@ -115,11 +115,13 @@ impl Sealed {
     }
 
     /// Replace a key record that does not parse (`damaged` is that error),
-    /// when the configured key is provably the store's: every item whose
-    /// header can be read names it (or there is no item). The damaged file
-    /// is kept as `.keys.corrupt-<time>` and a record naming the
-    /// configured key is written. Otherwise nothing changes and the error
-    /// says which key to configure. A keyutils key is never created here:
+    /// when the configured key is provably the store's: every item names
+    /// it in its header (or there is no item); an item that cannot be read
+    /// or is of another sealed format refuses, and only a truncated file or
+    /// one that is not a sealed item is passed over. The damaged file is
+    /// copied to `.keys.corrupt-<time>`, then a record naming the
+    /// configured key replaces it atomically. Otherwise nothing changes and
+    /// the error says what to configure. A keyutils key is never created here:
     /// a key that did not exist cannot be the one the items are under.
     /// The caller holds the key lock.
     fn rebuild_record(&self, damaged: crate::Error) -> Result<String, crate::Error> {
@@ -145,6 +147,8 @@ impl Sealed {
                 Err(e) => return Err(refuse(format!("kernel keyutils cannot be read: {e}"))),
             },
         };
+        let key = self.holder.describe();
+        let key = key.trim_start_matches("its ");
         let items = self.items().map_err(|e| e.into_error(SEALED))?;
         let mut others = 0usize;
         for account in &items {
@@ -180,7 +184,7 @@ impl Sealed {
                 items.len(),
                 if items.len() == 1 { "" } else { "s" },
                 if others == 1 { "is" } else { "are" },
-                self.holder.describe().trim_start_matches("its ")
+                key
             )));
         }
         // Copy first, then replace atomically: at no instant is there no
@@ -195,7 +199,7 @@ impl Sealed {
             "rebuilt the sealed store's key record {} for the {} ({} item{}, all sealed under \
              it; the damaged record is kept as {})",
             path.display(),
-            self.holder.describe().trim_start_matches("its "),
+            key,
             items.len(),
             if items.len() == 1 { "" } else { "s" },
             aside.display()
